@@ -1,1 +1,121 @@
-fn main(){}
+//! `benchtop`: Benchtop from the command line.
+
+mod commands;
+mod exit;
+mod input;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use benchtop_core::dirs::Dirs;
+use benchtop_core::engine::{Catalog, Engine, EngineOptions, Runtime, SessionOptions};
+
+/// Benchtop: a workbench for AI features. Runs local ONNX models on your text.
+#[derive(Debug, Parser)]
+#[command(
+    name = "benchtop",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    global: GlobalArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// ONNX Runtime library (file or folder) to load [default: next to benchtop, then the cache]
+    #[arg(long, global = true, env = "BENCHTOP_ORT_LIB", value_name = "PATH")]
+    ort_lib: Option<PathBuf>,
+    /// Extra folder of models, searched before the defaults (repeatable)
+    #[arg(long = "models-dir", global = true, value_name = "DIR")]
+    models_dirs: Vec<PathBuf>,
+    /// Where Benchtop keeps your data (models you add, later the feedback log)
+    #[arg(long, global = true, env = "BENCHTOP_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Threads one inference may use [default: cores, at most 8]
+    #[arg(long, global = true, env = "BENCHTOP_THREADS", value_name = "N")]
+    threads: Option<usize>,
+    /// Log more (-v: info, -vv: debug); BENCHTOP_LOG takes a tracing filter
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the models Benchtop can run: task, size, labels or dimensions, location
+    Models(commands::models::Args),
+    /// Embed texts with a local embedding model
+    Embed(commands::embed::Args),
+    /// Classify texts with a local classification model
+    Predict(commands::predict::Args),
+}
+
+impl GlobalArgs {
+    pub fn dirs(&self) -> Dirs {
+        Dirs::resolve(self.data_dir.as_deref())
+    }
+
+    /// `--models-dir` folders, then `BENCHTOP_MODELS_DIR` (a path list), then the user's models,
+    /// then the default models.
+    pub fn catalog(&self) -> Catalog {
+        let dirs = self.dirs();
+        let mut search: Vec<PathBuf> = self.models_dirs.clone();
+        if let Some(list) = std::env::var_os("BENCHTOP_MODELS_DIR") {
+            search.extend(std::env::split_paths(&list).filter(|p| !p.as_os_str().is_empty()));
+        }
+        search.push(dirs.user_models());
+        search.push(dirs.default_models());
+        Catalog::new(search)
+    }
+
+    pub fn engine(&self, max_batch: usize) -> Result<Engine, benchtop_core::engine::EngineError> {
+        let runtime = Runtime::locate_and_load(self.ort_lib.as_deref(), &self.dirs())?;
+        let mut session = SessionOptions::default();
+        if let Some(threads) = self.threads {
+            session.intra_threads = threads.max(1);
+        }
+        Ok(Engine::new(
+            runtime,
+            self.catalog(),
+            EngineOptions { session, max_batch },
+        ))
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,ort=warn",
+        _ => "debug,ort=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BENCHTOP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.verbose);
+    let result = match &cli.command {
+        Command::Models(args) => commands::models::run(args, &cli.global),
+        Command::Embed(args) => commands::embed::run(args, &cli.global),
+        Command::Predict(args) => commands::predict::run(args, &cli.global),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            exit::code_for(&err)
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Local inference on ONNX models.
+//!
+//! The pieces, from the outside in:
+//! - [`Runtime`]: the ONNX Runtime shared library, found and loaded once per process.
+//! - [`Catalog`]: model folders in a list of directories, read without loading anything heavy.
+//! - [`ModelFolder`]: one Hugging Face / Optimum style folder — `model.onnx`, `tokenizer.json`,
+//!   `config.json`, an optional `benchtop.json` manifest — and the [`Task`] it performs.
+//! - [`Model`]: a loaded folder — one ONNX Runtime session, shared, plus its tokenizer —
+//!   that embeds or classifies batches of texts.
+//! - [`Engine`]: all of the above behind one door, loading each model once.
+
+mod catalog;
+mod error;
+mod folder;
+mod model;
+mod postprocess;
+mod runtime;
+mod tokenize;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+pub use catalog::{Catalog, CatalogEntry};
+pub use error::{EngineError, ErrorKind};
+pub use folder::{Activation, ModelFolder, Pooling, Task};
+pub use model::{Classification, Embedding, LabelScore, Model};
+pub use runtime::{locate_library, Runtime, SessionOptions, RUNTIME_VERSION};
+pub use tokenize::EncodedBatch;
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// How models are run. The defaults suit a laptop: all cores for one request at a time.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub session: SessionOptions,
+    /// Texts per `session.run`; larger requests are split, shortest texts grouped together.
+    pub max_batch: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            session: SessionOptions::default(),
+            max_batch: 32,
+        }
+    }
+}
+
+/// The local engine: a runtime, a catalog and the models loaded so far (each once, shared).
+pub struct Engine {
+    runtime: Runtime,
+    catalog: Catalog,
+    options: EngineOptions,
+    loaded: Mutex<HashMap<PathBuf, Arc<Model>>>,
+}
+
+impl Engine {
+    pub fn new(runtime: Runtime, catalog: Catalog, options: EngineOptions) -> Engine {
+        Engine {
+            runtime,
+            catalog,
+            options,
+            loaded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The model with this name (or at this folder path), loading it on first use.
+    pub fn model(&self, name_or_path: &str) -> Result<Arc<Model>> {
+        let folder = self.catalog.find(name_or_path)?;
+        let key = folder.dir.clone();
+        if let Some(model) = self.lock_loaded().get(&key) {
+            return Ok(Arc::clone(model));
+        }
+        // Loading takes a while; do it without holding the lock. Two racing loads of the same
+        // model both succeed and the first one stored wins.
+        let model = Arc::new(Model::load(&self.runtime, folder, &self.options)?);
+        Ok(Arc::clone(self.lock_loaded().entry(key).or_insert(model)))
+    }
+
+    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Arc<Model>>> {
+        // A panic while holding this lock cannot leave the map half-written (inserts are atomic).
+        self.loaded
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
