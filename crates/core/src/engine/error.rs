@@ -60,7 +60,11 @@ pub enum EngineError {
     )]
     TokenizerLoad { path: PathBuf, reason: String },
 
-    #[error("model `{model}` is a {actual} model; this needs a {wanted} model")]
+    #[error(
+        "model `{model}` is {} {actual} model; this needs {} {wanted} model",
+        article(actual),
+        article(wanted)
+    )]
     WrongTask {
         model: String,
         actual: &'static str,
@@ -121,4 +125,12 @@ fn display_paths(paths: &[PathBuf]) -> String {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }

@@ -16,6 +16,9 @@ use crate::dirs::Dirs;
 /// The ONNX Runtime version the setup step fetches (`scripts/fetch_onnxruntime.py`).
 pub const RUNTIME_VERSION: &str = "1.32.0";
 
+/// The oldest ONNX Runtime whose C API this build uses (ort's `api-22` feature).
+pub const MIN_RUNTIME_MINOR: u32 = 22;
+
 /// File names the library goes by on this platform, most specific first.
 fn library_names() -> Vec<String> {
     if cfg!(target_os = "windows") {
@@ -100,6 +103,7 @@ impl Default for SessionOptions {
 #[derive(Clone)]
 pub struct Runtime {
     library: PathBuf,
+    version: String,
     env: Environment,
 }
 
@@ -124,6 +128,18 @@ impl Runtime {
             }
             return Ok(runtime.clone());
         }
+        let version = library_version(&library)?;
+        let minor = version
+            .split('.')
+            .nth(1)
+            .and_then(|m| m.parse::<u32>().ok())
+            .unwrap_or(0);
+        if !version.starts_with("1.") || minor < MIN_RUNTIME_MINOR {
+            return Err(EngineError::RuntimeLoad {
+                path: library,
+                reason: format!("it is ONNX Runtime {version}, and Benchtop needs 1.{MIN_RUNTIME_MINOR} or newer"),
+            });
+        }
         let env = ort::init_from(&library)
             .map_err(|e| EngineError::RuntimeLoad {
                 path: library.clone(),
@@ -133,7 +149,12 @@ impl Runtime {
             .with_telemetry(false)
             .build()
             .map_err(|e| EngineError::RuntimeInit(format!("ONNX Runtime did not start: {e}")))?;
-        let runtime = Runtime { library, env };
+        tracing::info!(library = %library.display(), %version, "loaded ONNX Runtime");
+        let runtime = Runtime {
+            library,
+            version,
+            env,
+        };
         *loaded = Some(runtime.clone());
         Ok(runtime)
     }
@@ -147,12 +168,9 @@ impl Runtime {
         &self.library
     }
 
-    /// The library's version as its build info reports it (e.g. `1.32.0`), if it says.
-    pub fn version(&self) -> Option<String> {
-        let info = ort::info();
-        let start = info.find("git-branch=rel-")? + "git-branch=rel-".len();
-        let rest = &info[start..];
-        Some(rest[..rest.find([',', ' ']).unwrap_or(rest.len())].to_string())
+    /// The library's version, as it reports itself (e.g. `1.32.0`).
+    pub fn version(&self) -> &str {
+        &self.version
     }
 
     /// A session over the ONNX file at `path`, configured the same way for every caller (the
@@ -174,4 +192,36 @@ impl Runtime {
             .commit_from_file(path)
             .map_err(|e| fail(e.to_string()))
     }
+}
+
+/// Ask the library at `path` its version (`OrtGetApiBase()->GetVersionString()`), before ort
+/// commits the process to it, so an unusable library is refused with a message that says why.
+fn library_version(path: &Path) -> Result<String> {
+    let fail = |reason: String| EngineError::RuntimeLoad {
+        path: path.to_path_buf(),
+        reason,
+    };
+    // SAFETY: loading the library runs its initialisers, exactly as ort's loader does right after;
+    // a file that is not a shared library is rejected by the loader with an error, not run.
+    let library = unsafe { libloading::Library::new(path) }.map_err(|e| fail(e.to_string()))?;
+    // SAFETY: `OrtGetApiBase` is ONNX Runtime's stable C entry point with this signature in every
+    // release; a library without the symbol is reported as not being ONNX Runtime.
+    let get_api_base = unsafe {
+        library.get::<unsafe extern "system" fn() -> *const ort::sys::OrtApiBase>(b"OrtGetApiBase")
+    }
+    .map_err(|_| {
+        fail("it does not export `OrtGetApiBase`, so it is not an ONNX Runtime library".into())
+    })?;
+    // SAFETY: the returned pointer is to a static struct inside the library (checked for null),
+    // and `GetVersionString` returns a static NUL-terminated string that must not be freed.
+    let version = unsafe {
+        let base = get_api_base();
+        if base.is_null() {
+            return Err(fail("`OrtGetApiBase` returned nothing".into()));
+        }
+        std::ffi::CStr::from_ptr(((*base).GetVersionString)())
+            .to_string_lossy()
+            .into_owned()
+    };
+    Ok(version)
 }
