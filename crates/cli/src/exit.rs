@@ -20,11 +20,7 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
     if err.chain().any(|e| e.is::<InputError>()) {
         return ExitCode::from(3);
     }
-    match err
-        .chain()
-        .find_map(|e| e.downcast_ref::<EngineError>())
-        .map(EngineError::kind)
-    {
+    match err.chain().find_map(|e| e.downcast_ref::<EngineError>()).map(EngineError::kind) {
         Some(ErrorKind::Input) => ExitCode::from(3),
         Some(ErrorKind::ModelNotFound | ErrorKind::InvalidModel) => ExitCode::from(4),
         Some(ErrorKind::Runtime) => ExitCode::from(5),

@@ -24,15 +24,10 @@ pub enum InputError {
     #[error("no input: give texts as arguments, a file with --file FILE, or pipe lines on stdin")]
     NoInput,
     #[error("cannot open {}: {source}", path.display())]
-    Open {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Open { path: PathBuf, source: std::io::Error },
     #[error("reading line {line} failed: {source}")]
     Read { line: usize, source: std::io::Error },
-    #[error(
-        "line {line} is not valid UTF-8 (byte {offset}); convert the file to UTF-8 and try again"
-    )]
+    #[error("line {line} is not valid UTF-8 (byte {offset}); convert the file to UTF-8 and try again")]
     NotUtf8 { line: usize, offset: usize },
     #[error("line {line} is longer than {} MiB; split it, or check that this is the file you meant", MAX_TEXT_BYTES >> 20)]
     TooLarge { line: usize },
@@ -47,41 +42,22 @@ pub struct Item {
 
 pub enum Source {
     Args(std::vec::IntoIter<String>),
-    Lines {
-        reader: Box<dyn BufRead>,
-        line: usize,
-        bytes_read: u64,
-        total_bytes: Option<u64>,
-    },
+    Lines { reader: Box<dyn BufRead>, line: usize, bytes_read: u64, total_bytes: Option<u64> },
 }
 
 impl Source {
     pub fn open(args: &InputArgs) -> Result<Source, InputError> {
-        let lines = |reader: Box<dyn BufRead>, total_bytes| Source::Lines {
-            reader,
-            line: 0,
-            bytes_read: 0,
-            total_bytes,
-        };
+        let lines =
+            |reader: Box<dyn BufRead>, total_bytes| Source::Lines { reader, line: 0, bytes_read: 0, total_bytes };
         match &args.file {
-            Some(path) if path.as_os_str() == "-" => {
-                Ok(lines(Box::new(std::io::stdin().lock()), None))
-            }
+            Some(path) if path.as_os_str() == "-" => Ok(lines(Box::new(std::io::stdin().lock()), None)),
             Some(path) => {
-                let file = File::open(path).map_err(|source| InputError::Open {
-                    path: path.clone(),
-                    source,
-                })?;
+                let file = File::open(path).map_err(|source| InputError::Open { path: path.clone(), source })?;
                 let size = file.metadata().ok().map(|m| m.len());
-                Ok(lines(
-                    Box::new(BufReader::with_capacity(1 << 16, file)),
-                    size,
-                ))
+                Ok(lines(Box::new(BufReader::with_capacity(1 << 16, file)), size))
             }
             None if !args.texts.is_empty() => Ok(Source::Args(args.texts.clone().into_iter())),
-            None if !std::io::stdin().is_terminal() => {
-                Ok(lines(Box::new(std::io::stdin().lock()), None))
-            }
+            None if !std::io::stdin().is_terminal() => Ok(lines(Box::new(std::io::stdin().lock()), None)),
             None => Err(InputError::NoInput),
         }
     }
@@ -104,17 +80,8 @@ impl Source {
     /// Up to `n` more texts; empty when the input is exhausted.
     pub fn next_chunk(&mut self, n: usize) -> Result<Vec<Item>, InputError> {
         match self {
-            Source::Args(texts) => Ok(texts
-                .by_ref()
-                .take(n)
-                .map(|text| Item { text, line: None })
-                .collect()),
-            Source::Lines {
-                reader,
-                line,
-                bytes_read,
-                ..
-            } => {
+            Source::Args(texts) => Ok(texts.by_ref().take(n).map(|text| Item { text, line: None }).collect()),
+            Source::Lines { reader, line, bytes_read, .. } => {
                 let mut items = Vec::with_capacity(n);
                 let mut buf = Vec::new();
                 while items.len() < n {
@@ -124,10 +91,7 @@ impl Source {
                         .by_ref()
                         .take(MAX_TEXT_BYTES as u64 + 2)
                         .read_until(b'\n', &mut buf)
-                        .map_err(|source| InputError::Read {
-                            line: *line,
-                            source,
-                        })?;
+                        .map_err(|source| InputError::Read { line: *line, source })?;
                     if read == 0 {
                         break;
                     }
@@ -144,15 +108,10 @@ impl Source {
                     if *line == 1 && buf.starts_with(b"\xEF\xBB\xBF") {
                         buf.drain(..3);
                     }
-                    let text = std::str::from_utf8(&buf).map_err(|e| InputError::NotUtf8 {
-                        line: *line,
-                        offset: e.valid_up_to(),
-                    })?;
+                    let text = std::str::from_utf8(&buf)
+                        .map_err(|e| InputError::NotUtf8 { line: *line, offset: e.valid_up_to() })?;
                     if !text.trim().is_empty() {
-                        items.push(Item {
-                            text: text.to_string(),
-                            line: Some(*line),
-                        });
+                        items.push(Item { text: text.to_string(), line: Some(*line) });
                     }
                 }
                 Ok(items)

@@ -14,12 +14,7 @@ use benchtop_core::engine::{Catalog, Engine, EngineOptions, Runtime, SessionOpti
 
 /// Benchtop: a workbench for AI features. Runs local ONNX models on your text.
 #[derive(Debug, Parser)]
-#[command(
-    name = "benchtop",
-    version,
-    propagate_version = true,
-    max_term_width = 100
-)]
+#[command(name = "benchtop", version, propagate_version = true, max_term_width = 100)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -80,11 +75,7 @@ impl GlobalArgs {
         if let Some(threads) = self.threads {
             session.intra_threads = threads.max(1);
         }
-        Ok(Engine::new(
-            runtime,
-            self.catalog(),
-            EngineOptions { session, max_batch },
-        ))
+        Ok(Engine::new(runtime, self.catalog(), EngineOptions { session, max_batch }))
     }
 }
 
@@ -96,11 +87,7 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BENCHTOP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }
 
 fn main() -> ExitCode {

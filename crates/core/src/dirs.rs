@@ -20,11 +20,7 @@ impl Dirs {
     /// over `BENCHTOP_DATA_DIR`.
     pub fn resolve(data_dir: Option<&Path>) -> Dirs {
         let project = directories::ProjectDirs::from("", "", "benchtop");
-        let env_dir = |name: &str| {
-            std::env::var_os(name)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
+        let env_dir = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
         let cache = env_dir("BENCHTOP_CACHE_DIR")
             .or_else(|| project.as_ref().map(|p| p.cache_dir().to_path_buf()))
             .unwrap_or_else(|| PathBuf::from(".benchtop-cache"));

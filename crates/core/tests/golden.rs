@@ -11,12 +11,7 @@ use serde_json::Value;
 const TOLERANCE: f32 = 1e-4;
 
 fn cases(golden: &Value) -> Vec<(&str, &Value)> {
-    golden["cases"]
-        .as_array()
-        .expect("cases")
-        .iter()
-        .map(|c| (c["text"].as_str().expect("text"), c))
-        .collect()
+    golden["cases"].as_array().expect("cases").iter().map(|c| (c["text"].as_str().expect("text"), c)).collect()
 }
 
 fn check_embeddings(name: &str) {
@@ -34,20 +29,9 @@ fn check_embeddings(name: &str) {
             "{name} batched {label:?}: differs from Python by {}",
             max_abs_diff(&got.vector, &want)
         );
-        assert!(
-            max_abs_diff(&single.vector, &want) < TOLERANCE,
-            "{name} single {label:?}"
-        );
-        assert_eq!(
-            got.tokens as u64,
-            case["tokens"].as_u64().expect("tokens"),
-            "{name} {label:?} token count"
-        );
-        assert_eq!(
-            got.truncated,
-            case["truncated"].as_bool().expect("truncated"),
-            "{name} {label:?} truncated"
-        );
+        assert!(max_abs_diff(&single.vector, &want) < TOLERANCE, "{name} single {label:?}");
+        assert_eq!(got.tokens as u64, case["tokens"].as_u64().expect("tokens"), "{name} {label:?} token count");
+        assert_eq!(got.truncated, case["truncated"].as_bool().expect("truncated"), "{name} {label:?} truncated");
     }
 }
 
@@ -56,10 +40,7 @@ fn check_logits(name: &str) {
     let cases = cases(&golden);
     let model = model(name);
     let texts: Vec<&str> = cases.iter().map(|(t, _)| *t).collect();
-    for ((text, case), got) in cases
-        .iter()
-        .zip(model.classify(&texts).expect("classifies"))
-    {
+    for ((text, case), got) in cases.iter().zip(model.classify(&texts).expect("classifies")) {
         let want = floats(&case["logits"]);
         let label = text.chars().take(30).collect::<String>();
         assert!(
@@ -67,15 +48,8 @@ fn check_logits(name: &str) {
             "{name} {label:?}: logits differ by {}",
             max_abs_diff(&got.logits, &want)
         );
-        assert_eq!(
-            got.tokens as u64,
-            case["tokens"].as_u64().expect("tokens"),
-            "{name} {label:?} token count"
-        );
-        assert_eq!(
-            got.truncated,
-            case["truncated"].as_bool().expect("truncated")
-        );
+        assert_eq!(got.tokens as u64, case["tokens"].as_u64().expect("tokens"), "{name} {label:?} token count");
+        assert_eq!(got.truncated, case["truncated"].as_bool().expect("truncated"));
     }
 }
 
@@ -102,18 +76,12 @@ fn fixture_cls_embeddings_match_python() {
 #[test]
 fn long_input_is_truncated_at_the_models_limit() {
     let text = "word ".repeat(20_000);
-    let minilm = model("minilm-l6-v2")
-        .embed(&[&text])
-        .expect("embeds")
-        .remove(0);
+    let minilm = model("minilm-l6-v2").embed(&[&text]).expect("embeds").remove(0);
     assert!(minilm.truncated);
     assert_eq!(minilm.tokens, 256, "benchtop.json sets max_length 256");
     // The fixture's tokenizer.json allows 512 tokens; its model has 64 positions and must not
     // be fed more.
-    let fixture = model("tiny-multilabel")
-        .classify(&[&text])
-        .expect("classifies")
-        .remove(0);
+    let fixture = model("tiny-multilabel").classify(&[&text]).expect("classifies").remove(0);
     assert!(fixture.truncated);
     assert_eq!(fixture.tokens, 64);
 }
@@ -124,47 +92,27 @@ fn fixed_padding_in_tokenizer_json_is_overridden() {
     // batch pads only to its longest member.
     let model = model("tiny-multilabel");
     let batch = model
-        .encode(&[
-            "hi",
-            "a somewhat longer sentence with quite a few more tokens in it than sixteen",
-        ])
+        .encode(&["hi", "a somewhat longer sentence with quite a few more tokens in it than sixteen"])
         .expect("encodes");
     let short = batch.tokens[0];
     assert!(short < 16, "the short text runs unpadded: {short} tokens");
     assert!(batch.tokens[1] > 16, "and the long one is not cut at 16");
-    assert_eq!(
-        batch.seq, batch.tokens[1],
-        "the batch pads to its longest member"
-    );
+    assert_eq!(batch.seq, batch.tokens[1], "the batch pads to its longest member");
     let first_row_mask: Vec<i64> = (0..batch.seq).map(|i| i64::from(i < short)).collect();
     assert_eq!(batch.attention_mask[..batch.seq], first_row_mask[..]);
 }
 
 #[test]
 fn results_do_not_depend_on_batch_company_or_size() {
-    let long = "The export to PDF produces a blank document whenever the report has more than twenty pages of charts. ".repeat(3);
-    let texts = [
-        "short one",
-        long.as_str(),
-        "How do I enable two-factor authentication?",
-        "",
-        "ok",
-    ];
+    let long = "The export to PDF produces a blank document whenever the report has more than twenty pages of charts. "
+        .repeat(3);
+    let texts = ["short one", long.as_str(), "How do I enable two-factor authentication?", "", "ok"];
     for name in ["minilm-l6-v2", "tiny-cls-embed"] {
-        let alone: Vec<Vec<f32>> = texts
-            .iter()
-            .map(|t| model(name).embed(&[t]).expect("embeds").remove(0).vector)
-            .collect();
+        let alone: Vec<Vec<f32>> =
+            texts.iter().map(|t| model(name).embed(&[t]).expect("embeds").remove(0).vector).collect();
         for max_batch in [1, 2, 32] {
-            let engine = engine_with(EngineOptions {
-                max_batch,
-                ..EngineOptions::default()
-            });
-            let together = engine
-                .model(name)
-                .expect("loads")
-                .embed(&texts)
-                .expect("embeds");
+            let engine = engine_with(EngineOptions { max_batch, ..EngineOptions::default() });
+            let together = engine.model(name).expect("loads").embed(&texts).expect("embeds");
             for (i, got) in together.iter().enumerate() {
                 let diff = max_abs_diff(&got.vector, &alone[i]);
                 assert!(diff < 1e-5, "{name} text {i} at max_batch {max_batch}: padding changed the answer by {diff}");

@@ -29,12 +29,7 @@ pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
         |texts| Ok(model.embed(texts)?),
         |e| json!({ "tokens": e.tokens, "truncated": e.truncated, "embedding": e.vector }),
         |item, e| {
-            let head: Vec<String> = e
-                .vector
-                .iter()
-                .take(4)
-                .map(|v| format!("{v:+.4}"))
-                .collect();
+            let head: Vec<String> = e.vector.iter().take(4).map(|v| format!("{v:+.4}")).collect();
             format!(
                 "{}-d [{}, …]  {} tokens{}  {}",
                 e.vector.len(),

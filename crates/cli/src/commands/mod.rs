@@ -89,9 +89,9 @@ fn progress_bar(total: Option<u64>) -> ProgressBar {
         return ProgressBar::hidden();
     };
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({eta} left)",
-    ) {
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({eta} left)")
+    {
         bar.set_style(style);
     }
     bar
@@ -103,11 +103,6 @@ pub fn preview(text: &str, width: usize) -> String {
     if flat.chars().count() <= width {
         flat
     } else {
-        format!(
-            "{}…",
-            flat.chars()
-                .take(width.saturating_sub(1))
-                .collect::<String>()
-        )
+        format!("{}…", flat.chars().take(width.saturating_sub(1)).collect::<String>())
     }
 }

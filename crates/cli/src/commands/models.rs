@@ -47,35 +47,21 @@ pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
         match &e.folder {
             Ok(f) => {
                 let details = match &f.task {
-                    Task::Embedding {
-                        pooling,
-                        normalize,
-                        dimensions,
-                    } => format!(
+                    Task::Embedding { pooling, normalize, dimensions } => format!(
                         "{}{:?} pooling{}",
                         dimensions.map(|d| format!("{d}-d, ")).unwrap_or_default(),
                         pooling,
                         if *normalize { ", normalised" } else { "" }
                     )
                     .to_lowercase(),
-                    Task::Classification { labels, activation } => format!(
-                        "{} labels ({:?}): {}",
-                        labels.len(),
-                        activation,
-                        labels.join(", ")
-                    )
-                    .replace("Softmax", "softmax")
-                    .replace("Sigmoid", "sigmoid"),
+                    Task::Classification { labels, activation } => {
+                        format!("{} labels ({:?}): {}", labels.len(), activation, labels.join(", "))
+                            .replace("Softmax", "softmax")
+                            .replace("Sigmoid", "sigmoid")
+                    }
                     Task::Generation => "text generation (not runnable yet)".into(),
                 };
-                writeln!(
-                    out,
-                    "{:<20} {:<15} {:>9}  {}",
-                    e.name,
-                    f.task.name(),
-                    human_size(f.size_bytes),
-                    details
-                )?;
+                writeln!(out, "{:<20} {:<15} {:>9}  {}", e.name, f.task.name(), human_size(f.size_bytes), details)?;
                 writeln!(out, "{:<20} {}", "", e.dir.display())?;
             }
             Err(err) => writeln!(out, "{:<20} {:<15} {:>9}  {}", e.name, "invalid", "", err)?,
@@ -85,12 +71,7 @@ pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
     writeln!(
         out,
         "Searched: {}",
-        catalog
-            .dirs()
-            .iter()
-            .map(|d| d.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+        catalog.dirs().iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
     )?;
     match runtime {
         Ok(path) => writeln!(out, "ONNX Runtime: {}", path.display())?,

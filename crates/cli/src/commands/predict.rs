@@ -26,11 +26,7 @@ pub struct Args {
 pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
     let engine = global.engine(usize::from(args.output.batch_size))?;
     let model = engine.model(&args.model)?;
-    let k = if args.top_k == 0 {
-        usize::MAX
-    } else {
-        args.top_k
-    };
+    let k = if args.top_k == 0 { usize::MAX } else { args.top_k };
     process(
         &args.input,
         &args.output,
@@ -46,23 +42,14 @@ pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
             })
         },
         |item, c| {
-            let others: Vec<String> = c
-                .scores
-                .iter()
-                .take(k)
-                .skip(1)
-                .map(|s| format!("{} {:.2}", s.label, s.score))
-                .collect();
+            let others: Vec<String> =
+                c.scores.iter().take(k).skip(1).map(|s| format!("{} {:.2}", s.label, s.score)).collect();
             format!(
                 "{:<12} {:.2}  {}{}{}",
                 c.top().label,
                 c.top().score,
                 preview(&item.text, 60),
-                if others.is_empty() {
-                    String::new()
-                } else {
-                    format!("  ({})", others.join(", "))
-                },
+                if others.is_empty() { String::new() } else { format!("  ({})", others.join(", ")) },
                 if c.truncated { "  [truncated]" } else { "" }
             )
         },

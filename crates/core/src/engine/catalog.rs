@@ -36,25 +36,15 @@ impl Catalog {
             let Ok(children) = std::fs::read_dir(dir) else {
                 continue;
             };
-            let mut found: Vec<PathBuf> = children
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| looks_like_model(p))
-                .collect();
+            let mut found: Vec<PathBuf> =
+                children.flatten().map(|e| e.path()).filter(|p| looks_like_model(p)).collect();
             found.sort();
             for path in found {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 if entries.iter().any(|e| e.name == name) {
                     continue;
                 }
-                entries.push(CatalogEntry {
-                    folder: ModelFolder::open(&path),
-                    name,
-                    dir: path,
-                });
+                entries.push(CatalogEntry { folder: ModelFolder::open(&path), name, dir: path });
             }
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
@@ -65,10 +55,7 @@ impl Catalog {
     /// or an existing directory), else a model name looked up in the catalog's directories.
     pub fn find(&self, name_or_path: &str) -> Result<ModelFolder> {
         let as_path = Path::new(name_or_path);
-        if name_or_path.contains(std::path::MAIN_SEPARATOR)
-            || name_or_path.contains('/')
-            || as_path.is_dir()
-        {
+        if name_or_path.contains(std::path::MAIN_SEPARATOR) || name_or_path.contains('/') || as_path.is_dir() {
             return ModelFolder::open(as_path);
         }
         for dir in &self.dirs {
@@ -86,7 +73,5 @@ impl Catalog {
 }
 
 fn looks_like_model(path: &Path) -> bool {
-    path.is_dir()
-        && (path.join(super::folder::MODEL_FILE).is_file()
-            || path.join(super::folder::CONFIG_FILE).is_file())
+    path.is_dir() && (path.join(super::folder::MODEL_FILE).is_file() || path.join(super::folder::CONFIG_FILE).is_file())
 }

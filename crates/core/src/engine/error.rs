@@ -12,10 +12,7 @@ pub enum EngineError {
         searched = display_paths(.searched),
         version = super::RUNTIME_VERSION
     )]
-    RuntimeNotFound {
-        names: Vec<String>,
-        searched: Vec<PathBuf>,
-    },
+    RuntimeNotFound { names: Vec<String>, searched: Vec<PathBuf> },
 
     #[error(
         "could not load ONNX Runtime from {}: {reason}.\n\
@@ -36,11 +33,7 @@ pub enum EngineError {
         if available.is_empty() { String::new() } else { format!(" (available: {})", available.join(", ")) },
         display_paths(searched)
     )]
-    ModelNotFound {
-        name: String,
-        searched: Vec<PathBuf>,
-        available: Vec<String>,
-    },
+    ModelNotFound { name: String, searched: Vec<PathBuf>, available: Vec<String> },
 
     #[error("model folder {} cannot be used: {problem}", dir.display())]
     InvalidModel { dir: PathBuf, problem: String },
@@ -60,16 +53,8 @@ pub enum EngineError {
     )]
     TokenizerLoad { path: PathBuf, reason: String },
 
-    #[error(
-        "model `{model}` is {} {actual} model; this needs {} {wanted} model",
-        article(actual),
-        article(wanted)
-    )]
-    WrongTask {
-        model: String,
-        actual: &'static str,
-        wanted: &'static str,
-    },
+    #[error("model `{model}` is {} {actual} model; this needs {} {wanted} model", article(actual), article(wanted))]
+    WrongTask { model: String, actual: &'static str, wanted: &'static str },
 
     #[error("could not tokenize the input for `{model}`: {reason}")]
     Tokenize { model: String, reason: String },
@@ -96,23 +81,20 @@ pub enum ErrorKind {
 impl EngineError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            EngineError::RuntimeNotFound { .. }
-            | EngineError::RuntimeLoad { .. }
-            | EngineError::RuntimeInit(_) => ErrorKind::Runtime,
+            EngineError::RuntimeNotFound { .. } | EngineError::RuntimeLoad { .. } | EngineError::RuntimeInit(_) => {
+                ErrorKind::Runtime
+            }
             EngineError::ModelNotFound { .. } => ErrorKind::ModelNotFound,
-            EngineError::InvalidModel { .. }
-            | EngineError::ModelLoad { .. }
-            | EngineError::TokenizerLoad { .. } => ErrorKind::InvalidModel,
+            EngineError::InvalidModel { .. } | EngineError::ModelLoad { .. } | EngineError::TokenizerLoad { .. } => {
+                ErrorKind::InvalidModel
+            }
             EngineError::WrongTask { .. } | EngineError::Tokenize { .. } => ErrorKind::Input,
             EngineError::Inference { .. } => ErrorKind::Inference,
         }
     }
 
     pub(crate) fn invalid(dir: &std::path::Path, problem: impl Into<String>) -> EngineError {
-        EngineError::InvalidModel {
-            dir: dir.to_path_buf(),
-            problem: problem.into(),
-        }
+        EngineError::InvalidModel { dir: dir.to_path_buf(), problem: problem.into() }
     }
 }
 
@@ -120,11 +102,7 @@ fn display_paths(paths: &[PathBuf]) -> String {
     if paths.is_empty() {
         return "(nowhere)".into();
     }
-    paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
 fn article(word: &str) -> &'static str {

@@ -98,10 +98,8 @@ impl ModelFolder {
     /// Read the folder at `dir`. Fails, naming the file and the fix, if `model.onnx`,
     /// `tokenizer.json` or `config.json` is missing or unreadable, or the task cannot be told.
     pub fn open(dir: &Path) -> Result<ModelFolder> {
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| dir.display().to_string());
+        let name =
+            dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| dir.display().to_string());
         if !dir.is_dir() {
             return Err(EngineError::invalid(dir, "it is not a directory"));
         }
@@ -115,18 +113,14 @@ impl ModelFolder {
         }
         let config = read_json(dir, CONFIG_FILE)?;
         let manifest: Manifest = if dir.join(MANIFEST_FILE).is_file() {
-            serde_json::from_value(read_json(dir, MANIFEST_FILE)?).map_err(|e| {
-                EngineError::invalid(dir, format!("{MANIFEST_FILE} is not valid: {e}"))
-            })?
+            serde_json::from_value(read_json(dir, MANIFEST_FILE)?)
+                .map_err(|e| EngineError::invalid(dir, format!("{MANIFEST_FILE} is not valid: {e}")))?
         } else {
             Manifest::default()
         };
         let task = detect_task(dir, &config, &manifest)?;
         let max_length = max_length(dir, &config, &manifest)?;
-        let pad_token_id = config
-            .get("pad_token_id")
-            .and_then(Value::as_u64)
-            .and_then(|v| u32::try_from(v).ok());
+        let pad_token_id = config.get("pad_token_id").and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok());
         Ok(ModelFolder {
             name,
             dir: dir.to_path_buf(),
@@ -149,10 +143,9 @@ impl ModelFolder {
 
 fn read_json(dir: &Path, file: &str) -> Result<Value> {
     let path = dir.join(file);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| EngineError::invalid(dir, format!("{file} cannot be read: {e}")))?;
-    serde_json::from_str(&text)
-        .map_err(|e| EngineError::invalid(dir, format!("{file} is not valid JSON: {e}")))
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| EngineError::invalid(dir, format!("{file} cannot be read: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| EngineError::invalid(dir, format!("{file} is not valid JSON: {e}")))
 }
 
 fn detect_task(dir: &Path, config: &Value, manifest: &Manifest) -> Result<Task> {
@@ -163,16 +156,8 @@ fn detect_task(dir: &Path, config: &Value, manifest: &Manifest) -> Result<Task> 
         .unwrap_or_default();
     let kind = match manifest.task.as_deref() {
         Some(kind) => kind.to_string(),
-        None if architectures
-            .iter()
-            .any(|a| a.ends_with("ForSequenceClassification")) =>
-        {
-            "classification".into()
-        }
-        None if architectures
-            .iter()
-            .any(|a| a.ends_with("ForCausalLM") || a.ends_with("LMHeadModel")) =>
-        {
+        None if architectures.iter().any(|a| a.ends_with("ForSequenceClassification")) => "classification".into(),
+        None if architectures.iter().any(|a| a.ends_with("ForCausalLM") || a.ends_with("LMHeadModel")) => {
             "generation".into()
         }
         None => "embedding".into(),
@@ -203,14 +188,8 @@ fn detect_task(dir: &Path, config: &Value, manifest: &Manifest) -> Result<Task> 
 
 /// `1_Pooling/config.json` of a sentence-transformers folder, if present.
 fn sentence_transformers_pooling(dir: &Path) -> Option<Pooling> {
-    let config: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("1_Pooling/config.json")).ok()?)
-            .ok()?;
-    if config
-        .get("pooling_mode_cls_token")
-        .and_then(Value::as_bool)
-        == Some(true)
-    {
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("1_Pooling/config.json")).ok()?).ok()?;
+    if config.get("pooling_mode_cls_token").and_then(Value::as_bool) == Some(true) {
         Some(Pooling::Cls)
     } else {
         Some(Pooling::Mean)
@@ -218,56 +197,35 @@ fn sentence_transformers_pooling(dir: &Path) -> Option<Pooling> {
 }
 
 fn labels(dir: &Path, config: &Value) -> Result<Vec<String>> {
-    let map = config
-        .get("id2label")
-        .and_then(Value::as_object)
-        .ok_or_else(|| {
-            EngineError::invalid(
-                dir,
-                format!("{CONFIG_FILE} has no `id2label`, so the classifier's labels are unknown"),
-            )
-        })?;
+    let map = config.get("id2label").and_then(Value::as_object).ok_or_else(|| {
+        EngineError::invalid(dir, format!("{CONFIG_FILE} has no `id2label`, so the classifier's labels are unknown"))
+    })?;
     let mut labels = vec![None; map.len()];
     for (id, label) in map {
-        let index = id
-            .parse::<usize>()
-            .ok()
-            .filter(|i| *i < labels.len())
-            .ok_or_else(|| {
-                EngineError::invalid(
-                    dir,
-                    format!(
-                        "{CONFIG_FILE}'s `id2label` has id `{id}`; ids must be 0..{}",
-                        map.len()
-                    ),
-                )
-            })?;
+        let index = id.parse::<usize>().ok().filter(|i| *i < labels.len()).ok_or_else(|| {
+            EngineError::invalid(dir, format!("{CONFIG_FILE}'s `id2label` has id `{id}`; ids must be 0..{}", map.len()))
+        })?;
         labels[index] = label.as_str().map(str::to_string);
     }
     labels
         .into_iter()
         .collect::<Option<Vec<_>>>()
         .filter(|l| !l.is_empty())
-        .ok_or_else(|| {
-            EngineError::invalid(
-                dir,
-                format!("{CONFIG_FILE}'s `id2label` must map 0..n to label strings"),
-            )
-        })
+        .ok_or_else(|| EngineError::invalid(dir, format!("{CONFIG_FILE}'s `id2label` must map 0..n to label strings")))
 }
 
 /// The manifest's `max_length`, else the smallest of the model's position limit and the
 /// tokenizer's `model_max_length`. (The Python references in `models/` apply the same rule.)
 fn max_length(dir: &Path, config: &Value, manifest: &Manifest) -> Result<usize> {
-    let positions = config
-        .get("max_position_embeddings")
-        .and_then(Value::as_u64)
-        .map(|v| v as usize);
+    let positions = config.get("max_position_embeddings").and_then(Value::as_u64).map(|v| v as usize);
     if let Some(len) = manifest.max_length {
         if len == 0 || positions.is_some_and(|p| len > p) {
             return Err(EngineError::invalid(
                 dir,
-                format!("{MANIFEST_FILE} sets max_length {len}; it must be between 1 and the model's {} positions", positions.unwrap_or(len)),
+                format!(
+                    "{MANIFEST_FILE} sets max_length {len}; it must be between 1 and the model's {} positions",
+                    positions.unwrap_or(len)
+                ),
             ));
         }
         return Ok(len);
@@ -278,22 +236,13 @@ fn max_length(dir: &Path, config: &Value, manifest: &Manifest) -> Result<usize> 
         .and_then(|c| c.get("model_max_length").and_then(Value::as_u64))
         .filter(|v| *v < 1 << 20)
         .map(|v| v as usize);
-    Ok([positions, tokenizer_limit]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(512))
+    Ok([positions, tokenizer_limit].into_iter().flatten().min().unwrap_or(512))
 }
 
 fn folder_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|e| e.metadata().ok())
-                .filter(|m| m.is_file())
-                .map(|m| m.len())
-                .sum()
+            entries.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()
         })
         .unwrap_or(0)
 }

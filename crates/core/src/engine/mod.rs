@@ -40,10 +40,7 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions {
-            session: SessionOptions::default(),
-            max_batch: 32,
-        }
+        EngineOptions { session: SessionOptions::default(), max_batch: 32 }
     }
 }
 
@@ -57,12 +54,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(runtime: Runtime, catalog: Catalog, options: EngineOptions) -> Engine {
-        Engine {
-            runtime,
-            catalog,
-            options,
-            loaded: Mutex::new(HashMap::new()),
-        }
+        Engine { runtime, catalog, options, loaded: Mutex::new(HashMap::new()) }
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -88,8 +80,6 @@ impl Engine {
 
     fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Arc<Model>>> {
         // A panic while holding this lock cannot leave the map half-written (inserts are atomic).
-        self.loaded
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.loaded.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

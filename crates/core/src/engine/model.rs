@@ -49,7 +49,7 @@ impl Classification {
 /// The tensors a graph takes, as named in Hugging Face exports. Other inputs are refused at load.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Input {
-    InputIds,
+    TokenIds,
     AttentionMask,
     TokenTypeIds,
     PositionIds,
@@ -69,14 +69,17 @@ pub struct Model {
 impl Model {
     pub fn load(runtime: &Runtime, folder: ModelFolder, options: &EngineOptions) -> Result<Model> {
         if folder.task == Task::Generation {
-            return Err(EngineError::invalid(&folder.dir, "it is a text-generation model; this engine runs embedding and classification models"));
+            return Err(EngineError::invalid(
+                &folder.dir,
+                "it is a text-generation model; this engine runs embedding and classification models",
+            ));
         }
         let encoder = TextEncoder::load(&folder)?;
         let session = runtime.session(&folder.model_path(), &options.session)?;
         let mut inputs = Vec::new();
         for input in session.inputs() {
             let kind = match input.name() {
-                "input_ids" => Input::InputIds,
+                "input_ids" => Input::TokenIds,
                 "attention_mask" => Input::AttentionMask,
                 "token_type_ids" => Input::TokenTypeIds,
                 "position_ids" => Input::PositionIds,
@@ -99,10 +102,7 @@ impl Model {
             Some(name) => {
                 return Err(EngineError::invalid(
                     &folder.dir,
-                    format!(
-                        "benchtop.json names output `{name}`, but model.onnx has {}",
-                        names.join(", ")
-                    ),
+                    format!("benchtop.json names output `{name}`, but model.onnx has {}", names.join(", ")),
                 ))
             }
             None => preferred
@@ -113,14 +113,7 @@ impl Model {
                 .ok_or_else(|| EngineError::invalid(&folder.dir, "model.onnx has no outputs"))?,
         };
         tracing::debug!(model = %folder.name, ?inputs, %output, "loaded");
-        Ok(Model {
-            folder,
-            encoder,
-            session: Mutex::new(session),
-            inputs,
-            output,
-            max_batch: options.max_batch.max(1),
-        })
+        Ok(Model { folder, encoder, session: Mutex::new(session), inputs, output, max_batch: options.max_batch.max(1) })
     }
 
     pub fn folder(&self) -> &ModelFolder {
@@ -133,17 +126,12 @@ impl Model {
 
     /// Embed `texts`, in order. Long lists are split into batches of similar length.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Embedding>> {
-        let Task::Embedding {
-            pooling, normalize, ..
-        } = self.folder.task
-        else {
+        let Task::Embedding { pooling, normalize, .. } = self.folder.task else {
             return Err(self.wrong_task("embedding"));
         };
         self.batched(texts, |batch, out, shape| {
             let rows = match shape {
-                [b, dim] if *b == batch.batch => (0..*b)
-                    .map(|r| out[r * dim..(r + 1) * dim].to_vec())
-                    .collect(),
+                [b, dim] if *b == batch.batch => (0..*b).map(|r| out[r * dim..(r + 1) * dim].to_vec()).collect(),
                 [b, seq, dim] if *b == batch.batch && *seq == batch.seq => match pooling {
                     Pooling::Mean => mean_pool(out, &batch.attention_mask, *b, *seq, *dim),
                     Pooling::Cls => cls_pool(out, *b, *seq, *dim),
@@ -157,11 +145,7 @@ impl Model {
                     if normalize {
                         l2_normalize(&mut vector);
                     }
-                    Embedding {
-                        vector,
-                        tokens: batch.tokens[r],
-                        truncated: batch.truncated[r],
-                    }
+                    Embedding { vector, tokens: batch.tokens[r], truncated: batch.truncated[r] }
                 })
                 .collect())
         })
@@ -169,11 +153,7 @@ impl Model {
 
     /// Classify `texts`, in order, every label scored.
     pub fn classify(&self, texts: &[&str]) -> Result<Vec<Classification>> {
-        let Task::Classification {
-            ref labels,
-            activation,
-        } = self.folder.task
-        else {
+        let Task::Classification { ref labels, activation } = self.folder.task else {
             return Err(self.wrong_task("classification"));
         };
         self.batched(texts, |batch, out, shape| {
@@ -183,12 +163,7 @@ impl Model {
             if *b != batch.batch || *n != labels.len() {
                 return Err(self.bad_shape(
                     shape,
-                    &format!(
-                        "[{}, {}] (config.json has {} labels)",
-                        batch.batch,
-                        labels.len(),
-                        labels.len()
-                    ),
+                    &format!("[{}, {}] (config.json has {} labels)", batch.batch, labels.len(), labels.len()),
                 ));
             }
             Ok((0..*b)
@@ -197,10 +172,7 @@ impl Model {
                     let mut scores: Vec<LabelScore> = activate(&logits, activation)
                         .into_iter()
                         .zip(labels)
-                        .map(|(score, label)| LabelScore {
-                            label: label.clone(),
-                            score,
-                        })
+                        .map(|(score, label)| LabelScore { label: label.clone(), score })
                         .collect();
                     scores.sort_by(|a, b| b.score.total_cmp(&a.score));
                     Classification {
@@ -235,9 +207,7 @@ impl Model {
         }
         let mut answers: Vec<Option<T>> = (0..texts.len()).map(|_| None).collect();
         for chunk in order.chunks(self.max_batch) {
-            let batch = self
-                .encoder
-                .pad(&chunk.iter().map(|&i| &encodings[i]).collect::<Vec<_>>());
+            let batch = self.encoder.pad(&chunk.iter().map(|&i| &encodings[i]).collect::<Vec<_>>());
             let results = self.run(&batch, &per_batch)?;
             for (&i, answer) in chunk.iter().zip(results) {
                 answers[i] = Some(answer);
@@ -251,16 +221,12 @@ impl Model {
         batch: &EncodedBatch,
         per_batch: &impl Fn(&EncodedBatch, &[f32], &[usize]) -> Result<Vec<T>>,
     ) -> Result<Vec<T>> {
-        let fail = |reason: String| EngineError::Inference {
-            model: self.folder.name.clone(),
-            reason,
-        };
+        let fail = |reason: String| EngineError::Inference { model: self.folder.name.clone(), reason };
         let shape = [batch.batch, batch.seq];
-        let mut feeds: Vec<(Cow<'_, str>, SessionInputValue<'_>)> =
-            Vec::with_capacity(self.inputs.len());
+        let mut feeds: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(self.inputs.len());
         for (name, kind) in &self.inputs {
             let data = match kind {
-                Input::InputIds => batch.input_ids.clone(),
+                Input::TokenIds => batch.input_ids.clone(),
                 Input::AttentionMask => batch.attention_mask.clone(),
                 Input::TokenTypeIds => batch.type_ids.clone(),
                 Input::PositionIds => (0..batch.batch).flat_map(|_| 0..batch.seq as i64).collect(),
@@ -272,44 +238,26 @@ impl Model {
         // still usable, so recover the guard rather than failing every later call.
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
         let outputs = session.run(feeds).map_err(|e| fail(e.to_string()))?;
-        let value = outputs
-            .get(&self.output)
-            .ok_or_else(|| fail(format!("the model produced no `{}` output", self.output)))?;
-        let (out_shape, data) = value.try_extract_tensor::<f32>().map_err(|e| {
-            fail(format!(
-                "output `{}` is not a float32 tensor: {e}",
-                self.output
-            ))
-        })?;
-        let dims: Vec<usize> = out_shape
-            .iter()
-            .map(|&d| usize::try_from(d).unwrap_or(0))
-            .collect();
+        let value =
+            outputs.get(&self.output).ok_or_else(|| fail(format!("the model produced no `{}` output", self.output)))?;
+        let (out_shape, data) = value
+            .try_extract_tensor::<f32>()
+            .map_err(|e| fail(format!("output `{}` is not a float32 tensor: {e}", self.output)))?;
+        let dims: Vec<usize> = out_shape.iter().map(|&d| usize::try_from(d).unwrap_or(0)).collect();
         if dims.iter().product::<usize>() != data.len() {
-            return Err(fail(format!(
-                "output `{}` has shape {dims:?} but {} values",
-                self.output,
-                data.len()
-            )));
+            return Err(fail(format!("output `{}` has shape {dims:?} but {} values", self.output, data.len())));
         }
         per_batch(batch, data, &dims)
     }
 
     fn wrong_task(&self, wanted: &'static str) -> EngineError {
-        EngineError::WrongTask {
-            model: self.folder.name.clone(),
-            actual: self.folder.task.name(),
-            wanted,
-        }
+        EngineError::WrongTask { model: self.folder.name.clone(), actual: self.folder.task.name(), wanted }
     }
 
     fn bad_shape(&self, shape: &[usize], expected: &str) -> EngineError {
         EngineError::Inference {
             model: self.folder.name.clone(),
-            reason: format!(
-                "output `{}` has shape {shape:?}, expected {expected}",
-                self.output
-            ),
+            reason: format!("output `{}` has shape {shape:?}, expected {expected}", self.output),
         }
     }
 }

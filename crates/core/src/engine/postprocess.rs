@@ -4,13 +4,7 @@
 use super::Activation;
 
 /// Average of the token vectors whose mask is 1, for each row of `hidden` `[batch, seq, dim]`.
-pub(crate) fn mean_pool(
-    hidden: &[f32],
-    mask: &[i64],
-    batch: usize,
-    seq: usize,
-    dim: usize,
-) -> Vec<Vec<f32>> {
+pub(crate) fn mean_pool(hidden: &[f32], mask: &[i64], batch: usize, seq: usize, dim: usize) -> Vec<Vec<f32>> {
     (0..batch)
         .map(|b| {
             let mut sum = vec![0f32; dim];
@@ -31,9 +25,7 @@ pub(crate) fn mean_pool(
 
 /// The first token's vector of each row.
 pub(crate) fn cls_pool(hidden: &[f32], batch: usize, seq: usize, dim: usize) -> Vec<Vec<f32>> {
-    (0..batch)
-        .map(|b| hidden[b * seq * dim..b * seq * dim + dim].to_vec())
-        .collect()
+    (0..batch).map(|b| hidden[b * seq * dim..b * seq * dim + dim].to_vec()).collect()
 }
 
 /// Scale to unit length (a zero vector stays zero).
@@ -61,9 +53,7 @@ mod tests {
     #[test]
     fn mean_pool_ignores_masked_positions() {
         // two rows, seq 3, dim 2; row 0 has one padded position holding garbage
-        let hidden = [
-            1.0, 2.0, 3.0, 4.0, 100.0, 100.0, 1.0, 1.0, 1.0, 1.0, 4.0, 7.0,
-        ];
+        let hidden = [1.0, 2.0, 3.0, 4.0, 100.0, 100.0, 1.0, 1.0, 1.0, 1.0, 4.0, 7.0];
         let mask = [1, 1, 0, 1, 1, 1];
         let pooled = mean_pool(&hidden, &mask, 2, 3, 2);
         assert_eq!(pooled, vec![vec![2.0, 3.0], vec![2.0, 3.0]]);
@@ -72,10 +62,7 @@ mod tests {
     #[test]
     fn cls_pool_takes_first_token() {
         let hidden = [1.0, 2.0, 9.0, 9.0, 3.0, 4.0, 9.0, 9.0];
-        assert_eq!(
-            cls_pool(&hidden, 2, 2, 2),
-            vec![vec![1.0, 2.0], vec![3.0, 4.0]]
-        );
+        assert_eq!(cls_pool(&hidden, 2, 2, 2), vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
     }
 
     #[test]

@@ -24,16 +24,9 @@ fn library_names() -> Vec<String> {
     if cfg!(target_os = "windows") {
         vec!["onnxruntime.dll".into()]
     } else if cfg!(target_os = "macos") {
-        vec![
-            format!("libonnxruntime.{RUNTIME_VERSION}.dylib"),
-            "libonnxruntime.dylib".into(),
-        ]
+        vec![format!("libonnxruntime.{RUNTIME_VERSION}.dylib"), "libonnxruntime.dylib".into()]
     } else {
-        vec![
-            format!("libonnxruntime.so.{RUNTIME_VERSION}"),
-            "libonnxruntime.so.1".into(),
-            "libonnxruntime.so".into(),
-        ]
+        vec![format!("libonnxruntime.so.{RUNTIME_VERSION}"), "libonnxruntime.so.1".into(), "libonnxruntime.so".into()]
     }
 }
 
@@ -49,11 +42,7 @@ pub fn locate_library(explicit: Option<&Path>, dirs: &Dirs) -> Result<PathBuf> {
     let given = explicit.map(Path::to_path_buf).or_else(|| {
         ["BENCHTOP_ORT_LIB", "ORT_DYLIB_PATH"]
             .iter()
-            .find_map(|var| {
-                std::env::var_os(var)
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-            })
+            .find_map(|var| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from))
     });
     if let Some(path) = given {
         return if path.is_file() {
@@ -61,24 +50,15 @@ pub fn locate_library(explicit: Option<&Path>, dirs: &Dirs) -> Result<PathBuf> {
         } else if let Some(found) = path.is_dir().then(|| in_dir(&path)).flatten() {
             Ok(found)
         } else {
-            Err(EngineError::RuntimeNotFound {
-                names,
-                searched: vec![path],
-            })
+            Err(EngineError::RuntimeNotFound { names, searched: vec![path] })
         };
     }
     let mut searched = Vec::new();
-    if let Some(exe_dir) = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf))
-    {
+    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
         searched.push(exe_dir);
     }
     searched.push(dirs.runtimes().join(RUNTIME_VERSION));
-    searched
-        .iter()
-        .find_map(|dir| in_dir(dir))
-        .ok_or(EngineError::RuntimeNotFound { names, searched })
+    searched.iter().find_map(|dir| in_dir(dir)).ok_or(EngineError::RuntimeNotFound { names, searched })
 }
 
 /// How sessions run. `intra_threads` caps the threads one inference uses.
@@ -89,12 +69,8 @@ pub struct SessionOptions {
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism()
-            .map(usize::from)
-            .unwrap_or(1);
-        SessionOptions {
-            intra_threads: cores.min(8),
-        }
+        let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+        SessionOptions { intra_threads: cores.min(8) }
     }
 }
 
@@ -113,10 +89,8 @@ impl Runtime {
     /// Load the library at `path` and start an environment (telemetry off: Benchtop sends
     /// nothing anywhere on its own).
     pub fn load(path: &Path) -> Result<Runtime> {
-        let library = std::fs::canonicalize(path).map_err(|e| EngineError::RuntimeLoad {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let library = std::fs::canonicalize(path)
+            .map_err(|e| EngineError::RuntimeLoad { path: path.to_path_buf(), reason: e.to_string() })?;
         let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(runtime) = loaded.as_ref() {
             if runtime.library != library {
@@ -129,11 +103,7 @@ impl Runtime {
             return Ok(runtime.clone());
         }
         let version = library_version(&library)?;
-        let minor = version
-            .split('.')
-            .nth(1)
-            .and_then(|m| m.parse::<u32>().ok())
-            .unwrap_or(0);
+        let minor = version.split('.').nth(1).and_then(|m| m.parse::<u32>().ok()).unwrap_or(0);
         if !version.starts_with("1.") || minor < MIN_RUNTIME_MINOR {
             return Err(EngineError::RuntimeLoad {
                 path: library,
@@ -141,20 +111,13 @@ impl Runtime {
             });
         }
         let env = ort::init_from(&library)
-            .map_err(|e| EngineError::RuntimeLoad {
-                path: library.clone(),
-                reason: e.to_string(),
-            })?
+            .map_err(|e| EngineError::RuntimeLoad { path: library.clone(), reason: e.to_string() })?
             .with_name("benchtop")
             .with_telemetry(false)
             .build()
             .map_err(|e| EngineError::RuntimeInit(format!("ONNX Runtime did not start: {e}")))?;
         tracing::info!(library = %library.display(), %version, "loaded ONNX Runtime");
-        let runtime = Runtime {
-            library,
-            version,
-            env,
-        };
+        let runtime = Runtime { library, version, env };
         *loaded = Some(runtime.clone());
         Ok(runtime)
     }
@@ -176,10 +139,7 @@ impl Runtime {
     /// A session over the ONNX file at `path`, configured the same way for every caller (the
     /// engine and its benchmarks alike).
     pub fn session(&self, path: &Path, options: &SessionOptions) -> Result<Session> {
-        let fail = |reason: String| EngineError::ModelLoad {
-            path: path.to_path_buf(),
-            reason,
-        };
+        let fail = |reason: String| EngineError::ModelLoad { path: path.to_path_buf(), reason };
         // ort's builder errors carry the builder and are not Send; keep only their message.
         Session::builder(&self.env)
             .map_err(|e| fail(e.to_string()))?
@@ -197,21 +157,15 @@ impl Runtime {
 /// Ask the library at `path` its version (`OrtGetApiBase()->GetVersionString()`), before ort
 /// commits the process to it, so an unusable library is refused with a message that says why.
 fn library_version(path: &Path) -> Result<String> {
-    let fail = |reason: String| EngineError::RuntimeLoad {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let fail = |reason: String| EngineError::RuntimeLoad { path: path.to_path_buf(), reason };
     // SAFETY: loading the library runs its initialisers, exactly as ort's loader does right after;
     // a file that is not a shared library is rejected by the loader with an error, not run.
     let library = unsafe { libloading::Library::new(path) }.map_err(|e| fail(e.to_string()))?;
     // SAFETY: `OrtGetApiBase` is ONNX Runtime's stable C entry point with this signature in every
     // release; a library without the symbol is reported as not being ONNX Runtime.
-    let get_api_base = unsafe {
-        library.get::<unsafe extern "system" fn() -> *const ort::sys::OrtApiBase>(b"OrtGetApiBase")
-    }
-    .map_err(|_| {
-        fail("it does not export `OrtGetApiBase`, so it is not an ONNX Runtime library".into())
-    })?;
+    let get_api_base =
+        unsafe { library.get::<unsafe extern "system" fn() -> *const ort::sys::OrtApiBase>(b"OrtGetApiBase") }
+            .map_err(|_| fail("it does not export `OrtGetApiBase`, so it is not an ONNX Runtime library".into()))?;
     // SAFETY: the returned pointer is to a static struct inside the library (checked for null),
     // and `GetVersionString` returns a static NUL-terminated string that must not be freed.
     let version = unsafe {
@@ -219,9 +173,7 @@ fn library_version(path: &Path) -> Result<String> {
         if base.is_null() {
             return Err(fail("`OrtGetApiBase` returned nothing".into()));
         }
-        std::ffi::CStr::from_ptr(((*base).GetVersionString)())
-            .to_string_lossy()
-            .into_owned()
+        std::ffi::CStr::from_ptr(((*base).GetVersionString)()).to_string_lossy().into_owned()
     };
     Ok(version)
 }

@@ -31,10 +31,7 @@ pub(crate) struct TextEncoder {
 impl TextEncoder {
     pub(crate) fn load(folder: &ModelFolder) -> Result<TextEncoder> {
         let path = folder.tokenizer_path();
-        let fail = |reason: String| EngineError::TokenizerLoad {
-            path: path.clone(),
-            reason,
-        };
+        let fail = |reason: String| EngineError::TokenizerLoad { path: path.clone(), reason };
         let mut tokenizer = Tokenizer::from_file(&path).map_err(|e| fail(e.to_string()))?;
         // The pad id: the tokenizer's own padding setting, else config.json, else a [PAD] / <pad>
         // token, else 0. It only fills positions the attention mask hides.
@@ -42,11 +39,7 @@ impl TextEncoder {
             .get_padding()
             .map(|p| p.pad_id)
             .or(folder.pad_token_id)
-            .or_else(|| {
-                ["[PAD]", "<pad>"]
-                    .iter()
-                    .find_map(|t| tokenizer.token_to_id(t))
-            })
+            .or_else(|| ["[PAD]", "<pad>"].iter().find_map(|t| tokenizer.token_to_id(t)))
             .unwrap_or(0);
         tokenizer.with_padding(None);
         tokenizer
@@ -56,17 +49,8 @@ impl TextEncoder {
                 stride: 0,
                 direction: TruncationDirection::Right,
             }))
-            .map_err(|e| {
-                fail(format!(
-                    "cannot truncate at {} tokens: {e}",
-                    folder.max_length
-                ))
-            })?;
-        Ok(TextEncoder {
-            tokenizer,
-            pad_id: i64::from(pad_id),
-            model: folder.name.clone(),
-        })
+            .map_err(|e| fail(format!("cannot truncate at {} tokens: {e}", folder.max_length)))?;
+        Ok(TextEncoder { tokenizer, pad_id: i64::from(pad_id), model: folder.name.clone() })
     }
 
     /// Tokenise each text on its own (no padding), with special tokens.
@@ -76,10 +60,7 @@ impl TextEncoder {
             .map(|text| {
                 self.tokenizer
                     .encode_fast(*text, true)
-                    .map_err(|e| EngineError::Tokenize {
-                        model: self.model.clone(),
-                        reason: e.to_string(),
-                    })
+                    .map_err(|e| EngineError::Tokenize { model: self.model.clone(), reason: e.to_string() })
             })
             .collect()
     }
@@ -99,12 +80,8 @@ impl TextEncoder {
         };
         for (row, enc) in encodings.iter().enumerate() {
             let base = row * seq;
-            for (i, ((&id, &mask), &ty)) in enc
-                .get_ids()
-                .iter()
-                .zip(enc.get_attention_mask())
-                .zip(enc.get_type_ids())
-                .enumerate()
+            for (i, ((&id, &mask), &ty)) in
+                enc.get_ids().iter().zip(enc.get_attention_mask()).zip(enc.get_type_ids()).enumerate()
             {
                 out.input_ids[base + i] = i64::from(id);
                 out.attention_mask[base + i] = i64::from(mask);

@@ -21,16 +21,12 @@ pub fn dirs() -> Dirs {
 }
 
 pub fn runtime() -> Runtime {
-    Runtime::locate_and_load(None, &dirs()).unwrap_or_else(|e| {
-        panic!("these tests need ONNX Runtime; run `./dev test`, which fetches it.\n{e}")
-    })
+    Runtime::locate_and_load(None, &dirs())
+        .unwrap_or_else(|e| panic!("these tests need ONNX Runtime; run `./dev test`, which fetches it.\n{e}"))
 }
 
 pub fn engine_with(options: EngineOptions) -> Engine {
-    let catalog = Catalog::new(vec![
-        dirs().default_models(),
-        repo().join("models/fixtures"),
-    ]);
+    let catalog = Catalog::new(vec![dirs().default_models(), repo().join("models/fixtures")]);
     Engine::new(runtime(), catalog, options)
 }
 
@@ -42,32 +38,19 @@ pub fn model(name: &str) -> Arc<Model> {
 
 /// Reference outputs written by `models/golden.py` (Python onnxruntime + tokenizers).
 pub fn golden(name: &str) -> Value {
-    let path = repo()
-        .join("models/build/golden")
-        .join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run `./dev test`, which writes the golden references",
-            path.display()
-        )
-    });
+    let path = repo().join("models/build/golden").join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run `./dev test`, which writes the golden references", path.display()));
     serde_json::from_str(&text).expect("golden file is JSON")
 }
 
 pub fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_f64().expect("number") as f32)
-        .collect()
+    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number") as f32).collect()
 }
 
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 /// A copy of a fixture folder in a temporary directory, to break on purpose.
