@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use benchtop_core::dirs::Dirs;
-use benchtop_core::engine::{Catalog, Engine, EngineOptions, Runtime, SessionOptions};
+use benchtop_core::engine::{Catalog, Engine, EngineOptions, Runtime, RuntimeOptions};
 
 /// Benchtop: a workbench for AI features. Runs local ONNX models on your text.
 #[derive(Debug, Parser)]
@@ -70,12 +70,12 @@ impl GlobalArgs {
     }
 
     pub fn engine(&self, max_batch: usize) -> Result<Engine, benchtop_core::engine::EngineError> {
-        let runtime = Runtime::locate_and_load(self.ort_lib.as_deref(), &self.dirs())?;
-        let mut session = SessionOptions::default();
+        let mut options = RuntimeOptions::default();
         if let Some(threads) = self.threads {
-            session.intra_threads = threads.max(1);
+            options.intra_threads = threads.max(1);
         }
-        Ok(Engine::new(runtime, self.catalog(), EngineOptions { session, max_batch }))
+        let runtime = Runtime::locate_and_load(self.ort_lib.as_deref(), &self.dirs(), &options)?;
+        Ok(Engine::new(runtime, self.catalog(), EngineOptions { max_batch }))
     }
 }
 

@@ -196,6 +196,6 @@ fn one_runtime_per_process() {
     assert_eq!(runtime().library(), first.library());
     assert_eq!(first.version(), "1.32.0");
     let other = dirs().runtimes().join("1.20.1/libonnxruntime.so.1.20.1");
-    let err = Runtime::load(&other).err().expect("a second library is refused");
+    let err = Runtime::load(&other, &Default::default()).err().expect("a second library is refused");
     assert!(err.to_string().contains("already loaded"), "{err}");
 }

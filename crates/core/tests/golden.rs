@@ -111,7 +111,7 @@ fn results_do_not_depend_on_batch_company_or_size() {
         let alone: Vec<Vec<f32>> =
             texts.iter().map(|t| model(name).embed(&[t]).expect("embeds").remove(0).vector).collect();
         for max_batch in [1, 2, 32] {
-            let engine = engine_with(EngineOptions { max_batch, ..EngineOptions::default() });
+            let engine = engine_with(EngineOptions { max_batch });
             let together = engine.model(name).expect("loads").embed(&texts).expect("embeds");
             for (i, got) in together.iter().enumerate() {
                 let diff = max_abs_diff(&got.vector, &alone[i]);

@@ -25,22 +25,21 @@ pub use catalog::{Catalog, CatalogEntry};
 pub use error::{EngineError, ErrorKind};
 pub use folder::{Activation, ModelFolder, Pooling, Task};
 pub use model::{Classification, Embedding, LabelScore, Model};
-pub use runtime::{locate_library, Runtime, SessionOptions, RUNTIME_VERSION};
+pub use runtime::{locate_library, Runtime, RuntimeOptions, RUNTIME_VERSION};
 pub use tokenize::EncodedBatch;
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
-/// How models are run. The defaults suit a laptop: all cores for one request at a time.
+/// How models are run (threads are the [`Runtime`]'s, shared by all models).
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    pub session: SessionOptions,
     /// Texts per `session.run`; larger requests are split, shortest texts grouped together.
     pub max_batch: usize,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { session: SessionOptions::default(), max_batch: 32 }
+        EngineOptions { max_batch: 32 }
     }
 }
 

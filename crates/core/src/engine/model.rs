@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::sync::Mutex;
 
 use ort::session::{Session, SessionInputValue};
-use ort::value::Tensor;
+use ort::value::TensorRef;
 use serde::Serialize;
 
 use super::postprocess::{activate, cls_pool, l2_normalize, mean_pool};
@@ -75,7 +75,7 @@ impl Model {
             ));
         }
         let encoder = TextEncoder::load(&folder)?;
-        let session = runtime.session(&folder.model_path(), &options.session)?;
+        let session = runtime.session(&folder.model_path())?;
         let mut inputs = Vec::new();
         for input in session.inputs() {
             let kind = match input.name() {
@@ -223,15 +223,21 @@ impl Model {
     ) -> Result<Vec<T>> {
         let fail = |reason: String| EngineError::Inference { model: self.folder.name.clone(), reason };
         let shape = [batch.batch, batch.seq];
+        let position_ids: Vec<i64> = if self.inputs.iter().any(|(_, kind)| *kind == Input::PositionIds) {
+            (0..batch.batch).flat_map(|_| 0..batch.seq as i64).collect()
+        } else {
+            Vec::new()
+        };
+        // Views over the batch's buffers: nothing is copied on the way into ONNX Runtime.
         let mut feeds: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(self.inputs.len());
         for (name, kind) in &self.inputs {
-            let data = match kind {
-                Input::TokenIds => batch.input_ids.clone(),
-                Input::AttentionMask => batch.attention_mask.clone(),
-                Input::TokenTypeIds => batch.type_ids.clone(),
-                Input::PositionIds => (0..batch.batch).flat_map(|_| 0..batch.seq as i64).collect(),
+            let data: &[i64] = match kind {
+                Input::TokenIds => &batch.input_ids,
+                Input::AttentionMask => &batch.attention_mask,
+                Input::TokenTypeIds => &batch.type_ids,
+                Input::PositionIds => &position_ids,
             };
-            let tensor = Tensor::from_array((shape, data)).map_err(|e| fail(e.to_string()))?;
+            let tensor = TensorRef::from_array_view((shape, data)).map_err(|e| fail(e.to_string()))?;
             feeds.push((Cow::Borrowed(name.as_str()), tensor.into()));
         }
         // A panic inside ort while holding the lock would poison it; the session itself is

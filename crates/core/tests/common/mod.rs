@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use benchtop_core::dirs::Dirs;
-use benchtop_core::engine::{Catalog, Engine, EngineOptions, Model, Runtime};
+use benchtop_core::engine::{Catalog, Engine, EngineOptions, Model, Runtime, RuntimeOptions};
 use serde_json::Value;
 
 pub fn repo() -> PathBuf {
@@ -21,7 +21,7 @@ pub fn dirs() -> Dirs {
 }
 
 pub fn runtime() -> Runtime {
-    Runtime::locate_and_load(None, &dirs())
+    Runtime::locate_and_load(None, &dirs(), &RuntimeOptions::default())
         .unwrap_or_else(|e| panic!("these tests need ONNX Runtime; run `./dev test`, which fetches it.\n{e}"))
 }
 
