@@ -7,8 +7,10 @@ tokenizer.json's fixed 128-token padding turned off, as Benchtop does), truncati
 numpy for pooling / softmax. A second Python column keeps tokenizer.json's padding as shipped
 (every input padded to 128), which is what copying the model folder as-is gives.
 
-Rounds alternate Python and Benchtop so drift on a busy machine hits both; each figure is the
-median of the per-round means. Also measured: a cold `benchtop predict` of one sentence (whole
+Rounds alternate Python and Benchtop, so drift on a busy machine hits both; each figure is the
+median of the per-round means. Within a Benchtop round, end-to-end engine calls alternate call by
+call with bare `session.run` calls on the same session and tensors (`time_calls`), which gives
+the last column: the engine's overhead over raw ONNX Runtime. Also measured: a cold `benchtop predict` of one sentence (whole
 process: start, load runtime and model, answer), wall time and peak RSS.
 
 Run by `./dev bench`, which passes --benchtop; needs the venv from `./dev setup`.
@@ -67,23 +69,36 @@ def time_python(fn, texts, iters):
     return statistics.mean(out)
 
 
-def time_benchtop(example: Path, model: str, batch: int, iters: int, texts_file: Path) -> float:
+def time_benchtop(example: Path, model: str, batch: int, iters: int, texts_file: Path) -> tuple[float, float]:
+    """Mean ms per call of the engine and of raw session.run, measured paired in one process."""
     line = subprocess.run([str(example), model, str(batch), str(iters), str(texts_file)],
                           check=True, capture_output=True, text=True).stdout
-    return statistics.mean(json.loads(line)["ms"])
+    result = json.loads(line)
+    return statistics.mean(result["engine_ms"]), statistics.mean(result["raw_ms"])
+
+
+# Runs in a small fresh interpreter: a child forked from this process would count this process's
+# memory (several loaded sessions) in its peak RSS until it execs.
+COLD_START = """
+import json, os, subprocess, sys, time
+t = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(proc.pid, 0)
+print(json.dumps({"ms": (time.perf_counter() - t) * 1e3, "status": status, "maxrss_kib": usage.ru_maxrss}))
+"""
 
 
 def cold_start(benchtop: Path, runs: int) -> tuple[float, float]:
     walls, rss = [], []
     for _ in range(runs):
-        t = time.perf_counter()
-        proc = subprocess.Popen([str(benchtop), "predict", "I was charged twice for my subscription this month"],
-                                stdout=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
-        walls.append((time.perf_counter() - t) * 1e3)
-        if status != 0:
+        out = subprocess.run([sys.executable, "-c", COLD_START, str(benchtop), "predict",
+                              "I was charged twice for my subscription this month"],
+                             check=True, capture_output=True, text=True).stdout
+        result = json.loads(out)
+        if result["status"] != 0:
             sys.exit("benchtop predict failed")
-        rss.append(usage.ru_maxrss / 1024)  # KiB on Linux
+        walls.append(result["ms"])
+        rss.append(result["maxrss_kib"] / 1024)
     return statistics.median(walls), statistics.median(rss)
 
 
@@ -102,8 +117,8 @@ def main() -> None:
     texts_file = REPO / "bench" / "texts.txt"
     texts = texts_file.read_text(encoding="utf-8").splitlines()
     print(f"threads {args.threads}; {args.rounds} alternating rounds; mean ms per call, median over rounds\n")
-    print("| model | batch | Python (dynamic padding) | Python (padding as shipped) | Benchtop | Benchtop speed-up vs best Python |")
-    print("|---|---|---|---|---|---|")
+    print("| model | batch | Python (dynamic padding) | Python (padding as shipped) | Benchtop | speed-up vs best Python | raw session.run | Benchtop / raw |")
+    print("|---|---|---|---|---|---|---|---|")
     for name in ["minilm-l6-v2", "support-triage"]:
         folder = default_models_dir() / name
         py = PythonStack(folder, args.threads, pad_as_shipped=False)
@@ -111,13 +126,16 @@ def main() -> None:
         for batch in [1, 32]:
             batch_texts = (texts * 32)[:batch]
             iters = 200 if batch == 1 else 20
-            rounds = {"py": [], "shipped": [], "bt": []}
+            rounds = {"py": [], "shipped": [], "bt": [], "raw": []}
             for _ in range(args.rounds):
                 rounds["py"].append(time_python(py, batch_texts, iters))
-                rounds["bt"].append(time_benchtop(example, name, batch, iters, texts_file))
-                rounds["shipped"].append(time_python(shipped, batch_texts, iters))
+                engine_ms, raw_ms = time_benchtop(example, name, batch, iters, texts_file)
+                rounds["bt"].append(engine_ms)
+                rounds["raw"].append(raw_ms)
+                rounds["shipped"].append(time_python(shipped, batch_texts, max(iters // 4, 5)))
             m = {k: statistics.median(v) for k, v in rounds.items()}
-            print(f"| {name} | {batch} | {m['py']:.3f} | {m['shipped']:.3f} | {m['bt']:.3f} | {m['py'] / m['bt']:.2f}× |", flush=True)
+            print(f"| {name} | {batch} | {m['py']:.3f} | {m['shipped']:.3f} | {m['bt']:.3f} | {m['py'] / m['bt']:.2f}× "
+                  f"| {m['raw']:.3f} | {m['bt'] / m['raw']:.3f} |", flush=True)
     wall, rss = cold_start(args.benchtop, 7)
     print(f"\nCold `benchtop predict` of one sentence (median of 7): {wall:.0f} ms wall, peak RSS {rss:.0f} MiB")
 

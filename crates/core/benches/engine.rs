@@ -1,5 +1,5 @@
 //! Engine overhead: end-to-end `embed` / `classify` (tokenise, pad, run, pool, score) against a
-//! raw `session.run` on the very same tensors, from a session configured identically.
+//! raw `session.run` on the very same tensors and the very same session.
 //! Batch 1 and batch 32, on both default models. Texts: `bench/texts.txt`.
 //!
 //! Run with `./dev bench` (or `cargo bench -p benchtop-core --bench engine`); figures and the
@@ -24,11 +24,10 @@ fn overhead(c: &mut Criterion) {
     let runtime =
         Runtime::locate_and_load(None, &dirs, &RuntimeOptions::default()).expect("ONNX Runtime (run ./dev setup)");
     let options = EngineOptions::default();
-    let engine = Engine::new(runtime.clone(), Catalog::new(vec![dirs.default_models()]), options.clone());
+    let engine = Engine::new(runtime, Catalog::new(vec![dirs.default_models()]), options);
     let all = texts();
     for name in ["minilm-l6-v2", "support-triage"] {
         let model = engine.model(name).expect("default model (run ./dev setup)");
-        let mut raw = runtime.session(&model.folder().model_path()).expect("session");
         let mut group = c.benchmark_group(name);
         for batch in [1usize, 32] {
             let texts: Vec<&str> = all.iter().take(batch).map(String::as_str).collect();
@@ -41,8 +40,10 @@ fn overhead(c: &mut Criterion) {
                         "attention_mask" => TensorRef::from_array_view((shape, encoded.attention_mask.as_slice())).expect("view"),
                         "token_type_ids" => TensorRef::from_array_view((shape, encoded.type_ids.as_slice())).expect("view"),
                     ];
-                    let outputs = raw.run(inputs).expect("runs");
-                    std::hint::black_box(outputs[0].try_extract_tensor::<f32>().expect("f32").1[0]);
+                    model.with_session(|session| {
+                        let outputs = session.run(inputs).expect("runs");
+                        std::hint::black_box(outputs[0].try_extract_tensor::<f32>().expect("f32").1[0]);
+                    })
                 })
             });
             group.bench_function(BenchmarkId::new("engine_end_to_end", batch), |b| {

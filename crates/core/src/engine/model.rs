@@ -187,6 +187,14 @@ impl Model {
         })
     }
 
+    /// Run `f` on the model's own ONNX Runtime session, for benchmarks that compare the engine
+    /// with raw `session.run` calls on the same session. Not for general use: it bypasses the
+    /// engine's input handling.
+    #[doc(hidden)]
+    pub fn with_session<T>(&self, f: impl FnOnce(&mut Session) -> T) -> T {
+        f(&mut self.session.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// The padded tensors `texts` would be run as, in one batch (for benchmarks and tests).
     pub fn encode(&self, texts: &[&str]) -> Result<EncodedBatch> {
         let encodings = self.encoder.tokenize(texts)?;
