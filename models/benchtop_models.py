@@ -1,4 +1,6 @@
-"""Shared helpers for the scripts that build Benchtop's models and their references.
+"""Shared helpers for the scripts that fetch ONNX Runtime and build Benchtop's models and their
+references. Importing this module needs only the standard library (numpy, onnxruntime and
+tokenizers are imported where used).
 
 The Python side exists to *make* models and to check the Rust engine against an independent
 implementation (onnxruntime + tokenizers from PyPI); Benchtop itself never runs Python.
@@ -11,8 +13,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
 MODELS_DIR = Path(__file__).resolve().parent
 REPO = MODELS_DIR.parent
 
@@ -23,6 +23,8 @@ def cache_dir() -> Path:
         return Path(os.environ["BENCHTOP_CACHE_DIR"])
     if sys.platform == "darwin":
         return Path.home() / "Library" / "Caches" / "benchtop"
+    if sys.platform.startswith("win"):
+        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "benchtop" / "cache"
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "benchtop"
 
 
@@ -83,6 +85,8 @@ def session(path: Path, threads: int = 1):
 
 def feeds(sess, ids, mask, type_ids) -> dict:
     """Inputs named the way BERT-style exports name them; only those the graph declares."""
+    import numpy as np
+
     available = {
         "input_ids": np.asarray(ids, dtype=np.int64),
         "attention_mask": np.asarray(mask, dtype=np.int64),
@@ -91,14 +95,19 @@ def feeds(sess, ids, mask, type_ids) -> dict:
     return {i.name: available[i.name] for i in sess.get_inputs()}
 
 
-def mean_pool_normalize(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def mean_pool_normalize(hidden, mask):
+    """Masked mean over positions, then L2 normalisation, row by row."""
+    import numpy as np
+
     m = mask.astype(np.float32)[..., None]
     pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
     return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
 
-def embed_one_by_one(folder: Path, texts: list[str], threads: int = 1) -> np.ndarray:
+def embed_one_by_one(folder: Path, texts: list[str], threads: int = 1):
     """Mean-pooled, normalised embeddings, one text per run (so no padding is involved)."""
+    import numpy as np
+
     tok, sess = load_tokenizer(folder), session(folder / "model.onnx", threads)
     out = []
     for text in texts:

@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use benchtop_core::dirs::Dirs;
-use benchtop_core::engine::{Catalog, Engine, EngineOptions, Runtime, RuntimeOptions};
+use std::sync::Arc;
+
+use benchtop_core::engine::{Catalog, Engine, EngineError, EngineOptions, Model, Runtime, RuntimeOptions};
 
 /// Benchtop: a workbench for AI features. Runs local ONNX models on your text.
 #[derive(Debug, Parser)]
@@ -69,13 +71,15 @@ impl GlobalArgs {
         Catalog::new(search)
     }
 
-    pub fn engine(&self, max_batch: usize) -> Result<Engine, benchtop_core::engine::EngineError> {
+    /// Start ONNX Runtime and load the model `name_or_path` (the one thing embed and predict
+    /// need from the engine).
+    pub fn load_model(&self, name_or_path: &str, max_batch: usize) -> Result<Arc<Model>, EngineError> {
         let mut options = RuntimeOptions::default();
         if let Some(threads) = self.threads {
             options.intra_threads = threads.max(1);
         }
         let runtime = Runtime::locate_and_load(self.ort_lib.as_deref(), &self.dirs(), &options)?;
-        Ok(Engine::new(runtime, self.catalog(), EngineOptions { max_batch }))
+        Engine::new(runtime, self.catalog(), EngineOptions { max_batch }).model(name_or_path)
     }
 }
 

@@ -42,7 +42,7 @@ impl Dirs {
         self.data.join("models")
     }
 
-    /// ONNX Runtime libraries extracted by `scripts/fetch_onnxruntime.py`, one folder per version.
+    /// ONNX Runtime libraries extracted by `models/fetch_onnxruntime.py`, one folder per version.
     pub fn runtimes(&self) -> PathBuf {
         self.cache.join("onnxruntime")
     }

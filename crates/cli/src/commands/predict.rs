@@ -24,8 +24,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
-    let engine = global.engine(usize::from(args.output.batch_size))?;
-    let model = engine.model(&args.model)?;
+    let model = global.load_model(&args.model, usize::from(args.output.batch_size))?;
     let k = if args.top_k == 0 { usize::MAX } else { args.top_k };
     process(
         &args.input,

@@ -13,7 +13,7 @@ use ort::session::Session;
 use super::{EngineError, Result};
 use crate::dirs::Dirs;
 
-/// The ONNX Runtime version the setup step fetches (`scripts/fetch_onnxruntime.py`).
+/// The ONNX Runtime version the setup step fetches (`models/fetch_onnxruntime.py`).
 pub const RUNTIME_VERSION: &str = "1.32.0";
 
 /// The oldest ONNX Runtime whose C API this build uses (ort's `api-22` feature).

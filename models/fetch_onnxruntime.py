@@ -7,13 +7,11 @@ for this platform with pip, checks its sha256, and extracts `libonnxruntime*` in
 `<cache>/onnxruntime/<version>/`, where `benchtop` looks for it. Idempotent: a library already
 extracted from a wheel with the expected hash is kept.
 
-Standard library only (pip is called as a subprocess).
+Standard library only (pip is called as a subprocess), so it runs before the venv has anything.
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
-import os
 import platform
 import shutil
 import subprocess
@@ -21,6 +19,8 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+from benchtop_models import cache_dir, sha256
 
 DEFAULT_VERSION = "1.32.0"
 
@@ -56,24 +56,6 @@ def platform_key() -> str:
     arch = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "arm64", "aarch64": "arm64"}.get(machine, machine)
     system = {"linux": "linux", "darwin": "macos", "windows": "windows"}.get(sys.platform.rstrip("0123456789"), sys.platform)
     return f"{system}-{arch}"
-
-
-def default_cache() -> Path:
-    if os.environ.get("BENCHTOP_CACHE_DIR"):
-        return Path(os.environ["BENCHTOP_CACHE_DIR"])
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "benchtop"
-    if sys.platform.startswith("win"):
-        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "benchtop" / "cache"
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "benchtop"
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def fetch(version: str, key: str, cache: Path) -> Path:
@@ -116,7 +98,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--version", default=DEFAULT_VERSION)
     ap.add_argument("--platform", default=platform_key(), help="e.g. linux-x86_64, macos-arm64, windows-x86_64")
-    ap.add_argument("--cache-dir", type=Path, default=default_cache())
+    ap.add_argument("--cache-dir", type=Path, default=cache_dir())
     args = ap.parse_args()
     fetch(args.version, args.platform, args.cache_dir)
 
