@@ -6,6 +6,7 @@
 //! - The schema is versioned ([`migrate`]); newer or foreign databases are refused untouched.
 
 mod error;
+mod export_query;
 pub mod migrate;
 mod types;
 mod writer;
@@ -18,6 +19,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 pub use error::StoreError;
+pub use export_query::{ExportFilter, ExportRow, PreferencePair, Sourced};
 pub use migrate::SCHEMA_VERSION;
 pub use types::*;
 use writer::Writer;
