@@ -62,7 +62,7 @@ pub struct Manifest {
 
 /// What an export writes, one item at a time.
 enum Item {
-    Row(ExportRow),
+    Row(Box<ExportRow>),
     Pair(PreferencePair),
 }
 
@@ -96,7 +96,9 @@ fn for_each_item(store: &Store, options: &ExportOptions, mut each: impl FnMut(It
         let f = &options.filter;
         store
             .for_each_preference_pair(|pair| {
-                let wanted = (f.targets.is_empty() || f.targets.contains(&pair.chosen_target) || f.targets.contains(&pair.rejected_target))
+                let wanted = (f.targets.is_empty()
+                    || f.targets.contains(&pair.chosen_target)
+                    || f.targets.contains(&pair.rejected_target))
                     && f.since_ms.is_none_or(|s| pair.created_at >= s)
                     && f.until_ms.is_none_or(|u| pair.created_at <= u);
                 if wanted {
@@ -107,24 +109,26 @@ fn for_each_item(store: &Store, options: &ExportOptions, mut each: impl FnMut(It
             .and_then(|()| {
                 // A correction is a preference too: the corrected text over the model's output.
                 store.for_each_export_row(&options.filter, |row| match (&row.correction_text, &row.output) {
-                    (Some(Sourced { value, source, annotator }), Some(output)) if value != output => guard(Item::Pair(PreferencePair {
-                        feedback_id: 0,
-                        input: row.input.clone(),
-                        input_hash: row.input_hash.clone(),
-                        chosen: value.clone(),
-                        rejected: output.clone(),
-                        chosen_target: "correction".into(),
-                        rejected_target: row.target.clone(),
-                        source: *source,
-                        annotator: annotator.clone(),
-                        blind: false,
-                        created_at: row.created_at,
-                    })),
+                    (Some(Sourced { value, source, annotator }), Some(output)) if value != output => {
+                        guard(Item::Pair(PreferencePair {
+                            feedback_id: 0,
+                            input: row.input.clone(),
+                            input_hash: row.input_hash.clone(),
+                            chosen: value.clone(),
+                            rejected: output.clone(),
+                            chosen_target: "correction".into(),
+                            rejected_target: row.target.clone(),
+                            source: *source,
+                            annotator: annotator.clone(),
+                            blind: false,
+                            created_at: row.created_at,
+                        }))
+                    }
                     _ => Ok(()),
                 })
             })
     } else {
-        store.for_each_export_row(&options.filter, |row| guard(Item::Row(row)))
+        store.for_each_export_row(&options.filter, |row| guard(Item::Row(Box::new(row))))
     };
     match (failure, outcome) {
         (Some(e), _) => Err(e),
@@ -151,7 +155,10 @@ struct Output {
 pub fn export(store: &Store, options: &ExportOptions, progress: &mut dyn FnMut(u64)) -> Result<Manifest> {
     if let Some(split) = options.split {
         if !(split.train > 0.0 && split.train < 1.0) {
-            return Err(ExportError::Invalid(format!("the train share must be between 0 and 1 (exclusive), not {}", split.train)));
+            return Err(ExportError::Invalid(format!(
+                "the train share must be between 0 and 1 (exclusive), not {}",
+                split.train
+            )));
         }
     }
     let dir = &options.out_dir;
@@ -258,7 +265,8 @@ pub fn export(store: &Store, options: &ExportOptions, progress: &mut dyn FnMut(u
         inputs_in_several_splits: several,
     };
     let manifest_path = dir.join("manifest.json");
-    std::fs::write(&manifest_path, serde_json::to_string_pretty(&manifest)? + "\n").map_err(|e| ExportError::write(&manifest_path, e))?;
+    std::fs::write(&manifest_path, serde_json::to_string_pretty(&manifest)? + "\n")
+        .map_err(|e| ExportError::write(&manifest_path, e))?;
     let card = dir.join("README.md");
     std::fs::write(&card, dataset_card(&manifest)).map_err(|e| ExportError::write(&card, e))?;
     Ok(manifest)
@@ -284,10 +292,18 @@ fn file_digest(path: &Path) -> Result<(String, u64)> {
 fn dataset_card(m: &Manifest) -> String {
     let mut card = String::from("---\nconfigs:\n- config_name: default\n  data_files:\n");
     for f in &m.files {
-        card.push_str(&format!("  - split: {}\n    path: {}\n", if f.split == "data" { "train" } else { &f.split }, f.path));
+        card.push_str(&format!(
+            "  - split: {}\n    path: {}\n",
+            if f.split == "data" { "train" } else { &f.split },
+            f.path
+        ));
     }
     card.push_str("---\n\n# Benchtop export\n\n");
-    card.push_str(&format!("Format: `{}`. Exported by Benchtop {} from its feedback log.\n\n", m.format.name(), m.benchtop_version));
+    card.push_str(&format!(
+        "Format: `{}`. Exported by Benchtop {} from its feedback log.\n\n",
+        m.format.name(),
+        m.benchtop_version
+    ));
     card.push_str("| file | split | rows | sha256 |\n|---|---|---|---|\n");
     for f in &m.files {
         card.push_str(&format!("| {} | {} | {} | `{}` |\n", f.path, f.split, f.rows, f.sha256));

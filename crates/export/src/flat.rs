@@ -62,12 +62,14 @@ pub(crate) const COLUMNS: &[(&str, Kind)] = &[
 ];
 
 fn source(s: LabelSource) -> Option<String> {
-    Some(match s {
-        LabelSource::Human => "human",
-        LabelSource::Assertion => "assertion",
-        LabelSource::Judge => "judge",
-    }
-    .to_string())
+    Some(
+        match s {
+            LabelSource::Human => "human",
+            LabelSource::Assertion => "assertion",
+            LabelSource::Judge => "judge",
+        }
+        .to_string(),
+    )
 }
 
 /// The cells of `row`, in [`COLUMNS`] order.

@@ -60,7 +60,10 @@ pub struct ImportReport {
 
 pub fn import_file(path: &Path, format: Option<ImportFormat>, map: &ColumnMap) -> Result<ImportReport> {
     let format = format.or_else(|| ImportFormat::from_path(path)).ok_or_else(|| {
-        ExportError::Invalid(format!("cannot tell the format of {}; name it .csv, .jsonl or .parquet, or say which", path.display()))
+        ExportError::Invalid(format!(
+            "cannot tell the format of {}; name it .csv, .jsonl or .parquet, or say which",
+            path.display()
+        ))
     })?;
     let open = || File::open(path).map_err(|e| ExportError::Read { path: path.to_path_buf(), source: e });
     match format {
@@ -81,11 +84,17 @@ fn resolve(map: &ColumnMap, columns: &[String]) -> Result<Resolved> {
     let has = |c: &str| columns.iter().any(|x| x == c);
     for name in map.expected.iter().chain(map.tags.iter()).chain(map.vars.iter().flatten()) {
         if !columns.is_empty() && !has(name) {
-            return Err(ExportError::Invalid(format!("the file has no column `{name}` (it has: {})", columns.join(", "))));
+            return Err(ExportError::Invalid(format!(
+                "the file has no column `{name}` (it has: {})",
+                columns.join(", ")
+            )));
         }
     }
     Ok(Resolved {
-        expected: map.expected.clone().or_else(|| ["expected", "label", "answer"].into_iter().find(|c| has(c)).map(str::to_string)),
+        expected: map
+            .expected
+            .clone()
+            .or_else(|| ["expected", "label", "answer"].into_iter().find(|c| has(c)).map(str::to_string)),
         tags: map.tags.clone().or_else(|| has("tags").then(|| "tags".to_string())),
         vars: map.vars.clone(),
     })
@@ -189,17 +198,17 @@ pub fn import_csv(reader: impl Read, map: &ColumnMap) -> Result<ImportReport> {
 }
 
 pub fn import_jsonl(mut reader: impl BufRead, map: &ColumnMap) -> Result<ImportReport> {
-    let resolved = resolve(map, &[])?;
     let mut report = ImportReport::default();
     let mut buf = Vec::new();
     let mut line = 0u64;
     loop {
         buf.clear();
         line += 1;
-        let read = reader.by_ref().take(MAX_ROW_BYTES as u64 + 1).read_until(b'\n', &mut buf).map_err(|e| ExportError::Read {
-            path: format!("line {line}").into(),
-            source: e,
-        })?;
+        let read = reader
+            .by_ref()
+            .take(MAX_ROW_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| ExportError::Read { path: format!("line {line}").into(), source: e })?;
         if read == 0 {
             break;
         }
@@ -207,7 +216,9 @@ pub fn import_jsonl(mut reader: impl BufRead, map: &ColumnMap) -> Result<ImportR
             report.rejected.push(Rejected { line, reason: format!("longer than {} MiB", MAX_ROW_BYTES >> 20) });
             // Skip the rest of this line.
             let mut rest = Vec::new();
-            reader.read_until(b'\n', &mut rest).map_err(|e| ExportError::Read { path: format!("line {line}").into(), source: e })?;
+            reader
+                .read_until(b'\n', &mut rest)
+                .map_err(|e| ExportError::Read { path: format!("line {line}").into(), source: e })?;
             continue;
         }
         let text = match std::str::from_utf8(&buf) {
@@ -222,19 +233,7 @@ pub fn import_jsonl(mut reader: impl BufRead, map: &ColumnMap) -> Result<ImportR
         }
         let outcome = match serde_json::from_str::<Value>(text) {
             Err(e) => Err(format!("not valid JSON: {e}")),
-            Ok(Value::Object(mut obj)) => match obj.remove("vars") {
-                Some(Value::Object(vars)) => {
-                    let mut fields = vars;
-                    for key in [&resolved.expected, &resolved.tags].into_iter().flatten() {
-                        if let Some(v) = obj.remove(key) {
-                            fields.insert(key.clone(), v);
-                        }
-                    }
-                    case_from(fields, &resolved)
-                }
-                Some(_) => Err("`vars` must be an object".into()),
-                None => case_from(obj, &resolved),
-            },
+            Ok(Value::Object(obj)) => jsonl_case(obj, map),
             Ok(_) => Err("each line must be a JSON object".into()),
         };
         match outcome {
@@ -243,6 +242,29 @@ pub fn import_jsonl(mut reader: impl BufRead, map: &ColumnMap) -> Result<ImportR
         }
     }
     Ok(report)
+}
+
+/// JSONL has no header: the mapping is resolved against each record's own keys.
+fn jsonl_case(mut obj: Map<String, Value>, map: &ColumnMap) -> std::result::Result<NewCase, String> {
+    let fields = match obj.remove("vars") {
+        Some(Value::Object(mut vars)) => {
+            for key in [map.expected.as_deref(), map.tags.as_deref()]
+                .into_iter()
+                .flatten()
+                .chain(["expected", "label", "answer", "tags"])
+            {
+                if let Some(v) = obj.remove(key) {
+                    vars.insert(key.to_string(), v);
+                }
+            }
+            vars
+        }
+        Some(_) => return Err("`vars` must be an object".into()),
+        None => obj,
+    };
+    let keys: Vec<String> = fields.keys().cloned().collect();
+    let resolved = resolve(map, &keys).map_err(|e| e.to_string())?;
+    case_from(fields, &resolved)
 }
 
 pub fn import_parquet(file: File, map: &ColumnMap) -> Result<ImportReport> {
@@ -289,16 +311,27 @@ fn parquet_rows(file: File, map: &ColumnMap) -> Result<ImportReport> {
                             match items.data_type() {
                                 DataType::Utf8 => {
                                     let strings = items.as_string::<i32>();
-                                    Value::from((0..strings.len()).filter(|i| !strings.is_null(*i)).map(|i| strings.value(i).to_string()).collect::<Vec<_>>())
+                                    Value::from(
+                                        (0..strings.len())
+                                            .filter(|i| !strings.is_null(*i))
+                                            .map(|i| strings.value(i).to_string())
+                                            .collect::<Vec<_>>(),
+                                    )
                                 }
                                 other => {
-                                    bad = Some(format!("column `{}` is a list of {other}; only lists of strings are read", field.name()));
+                                    bad = Some(format!(
+                                        "column `{}` is a list of {other}; only lists of strings are read",
+                                        field.name()
+                                    ));
                                     break;
                                 }
                             }
                         }
                         other => {
-                            bad = Some(format!("column `{}` has type {other}, which is not read (use strings, numbers or booleans)", field.name()));
+                            bad = Some(format!(
+                                "column `{}` has type {other}, which is not read (use strings, numbers or booleans)",
+                                field.name()
+                            ));
                             break;
                         }
                     }

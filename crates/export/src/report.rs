@@ -95,7 +95,11 @@ pub fn html_report(store: &Store, run_id: Id, path: &Path) -> Result<()> {
         let a = aggregates.remove(target).unwrap_or_default();
         let mut lat = a.latencies.clone();
         lat.sort_by(f64::total_cmp);
-        let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p).round() as usize).map(|v| format!("{v:.0}")).unwrap_or_else(|| "–".into());
+        let pct = |p: f64| {
+            lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)
+                .map(|v| format!("{v:.0}"))
+                .unwrap_or_else(|| "–".into())
+        };
         let _ = write!(
             html,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{:.4}</td><td>{}</td><td>{} / {}</td></tr>",

@@ -105,7 +105,11 @@ struct Event {
 
 impl Store {
     /// Call `each` for every result matching `filter`, in id order.
-    pub fn for_each_export_row(&self, filter: &ExportFilter, mut each: impl FnMut(ExportRow) -> Result<()>) -> Result<()> {
+    pub fn for_each_export_row(
+        &self,
+        filter: &ExportFilter,
+        mut each: impl FnMut(ExportRow) -> Result<()>,
+    ) -> Result<()> {
         self.read(|conn| {
             let (sql, args) = results_query(filter);
             let mut results = conn.prepare(&sql)?;
@@ -271,8 +275,10 @@ fn base_row(r: &rusqlite::Row<'_>) -> Result<ExportRow> {
 /// Apply a result's events (id order): later events of a kind replace earlier ones, undone
 /// events are skipped, tags are tracked one by one.
 fn apply_feedback(row: &mut ExportRow, events: Vec<Event>) {
-    let undone: Vec<Id> =
-        events.iter().filter_map(|e| if let Feedback::Undo { feedback_id } = e.feedback { Some(feedback_id) } else { None }).collect();
+    let undone: Vec<Id> = events
+        .iter()
+        .filter_map(|e| if let Feedback::Undo { feedback_id } = e.feedback { Some(feedback_id) } else { None })
+        .collect();
     let mut tags: Vec<(String, bool)> = Vec::new();
     for e in events.into_iter().filter(|e| !undone.contains(&e.id)) {
         let (source, annotator) = (e.source, e.annotator);
@@ -297,7 +303,9 @@ fn apply_feedback(row: &mut ExportRow, events: Vec<Event>) {
 
 fn keep(row: &ExportRow, f: &ExportFilter) -> bool {
     let rating = row.rating.as_ref().map(|r| r.value);
-    if f.min_rating.is_some_and(|min| rating.is_none_or(|r| r < min)) || f.max_rating.is_some_and(|max| rating.is_none_or(|r| r > max)) {
+    if f.min_rating.is_some_and(|min| rating.is_none_or(|r| r < min))
+        || f.max_rating.is_some_and(|max| rating.is_none_or(|r| r > max))
+    {
         return false;
     }
     if !f.tags.is_empty() && !f.tags.iter().any(|t| row.tags.contains(t) || row.case_tags.contains(t)) {

@@ -38,8 +38,16 @@ pub enum Format {
 }
 
 impl Format {
-    pub const ALL: [Format; 8] =
-        [Format::Jsonl, Format::Csv, Format::Parquet, Format::Chat, Format::Kto, Format::Promptfoo, Format::Dpo, Format::OpenaiPreference];
+    pub const ALL: [Format; 8] = [
+        Format::Jsonl,
+        Format::Csv,
+        Format::Parquet,
+        Format::Chat,
+        Format::Kto,
+        Format::Promptfoo,
+        Format::Dpo,
+        Format::OpenaiPreference,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {

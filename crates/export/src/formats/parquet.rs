@@ -4,7 +4,9 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, ListBuilder, StringBuilder, TimestampMillisecondBuilder};
+use arrow_array::builder::{
+    BooleanBuilder, Float64Builder, Int64Builder, ListBuilder, StringBuilder, TimestampMillisecondBuilder,
+};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use benchtop_core::store::ExportRow;
@@ -106,7 +108,10 @@ impl ParquetSink {
     pub(crate) fn new(path: &Path) -> Result<ParquetSink> {
         let file = File::create(path).map_err(|e| ExportError::write(path, e))?;
         let schema = schema();
-        let props = WriterProperties::builder().set_compression(Compression::SNAPPY).set_max_row_group_row_count(Some(64 * 1024)).build();
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(64 * 1024))
+            .build();
         let writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(props))?;
         let builders = COLUMNS.iter().map(|(_, kind)| Builder::new(*kind)).collect();
         Ok(ParquetSink { schema, builders, pending: 0, writer })

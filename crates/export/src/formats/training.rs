@@ -26,7 +26,9 @@ fn source_name(s: LabelSource) -> &'static str {
 
 /// Whether a person, a judge or an assertion said this output is bad.
 fn judged_bad(row: &ExportRow) -> bool {
-    row.thumb.as_ref().is_some_and(|t| !t.value) || row.rating.as_ref().is_some_and(|r| r.value <= 2) || row.passed == Some(false)
+    row.thumb.as_ref().is_some_and(|t| !t.value)
+        || row.rating.as_ref().is_some_and(|r| r.value <= 2)
+        || row.passed == Some(false)
 }
 
 pub(crate) struct Chat {
@@ -106,7 +108,8 @@ pub(crate) struct Promptfoo {
 impl Promptfoo {
     pub(crate) fn new(path: &Path) -> Result<Promptfoo> {
         let mut out = create(path)?;
-        writeln!(out, "# promptfoo tests exported by Benchtop: use as `tests: file://<this file>`").map_err(|e| ExportError::write(path, e))?;
+        writeln!(out, "# promptfoo tests exported by Benchtop: use as `tests: file://<this file>`")
+            .map_err(|e| ExportError::write(path, e))?;
         Ok(Promptfoo { path: path.to_path_buf(), out, seen: HashSet::new(), written: 0 })
     }
 }
@@ -120,8 +123,12 @@ impl RowSink for Promptfoo {
             Some(vars) if !vars.is_empty() => Value::Object(vars.clone()),
             _ => json!({ "input": row.input }),
         };
-        let expected =
-            row.correction_text.as_ref().map(|c| c.value.clone()).or_else(|| row.correction_label.as_ref().map(|c| c.value.clone())).or_else(|| row.expected.clone());
+        let expected = row
+            .correction_text
+            .as_ref()
+            .map(|c| c.value.clone())
+            .or_else(|| row.correction_label.as_ref().map(|c| c.value.clone()))
+            .or_else(|| row.expected.clone());
         let mut test = json!({ "vars": vars });
         if let Some(expected) = expected {
             test["assert"] = json!([{ "type": "equals", "value": expected }]);
@@ -132,7 +139,9 @@ impl RowSink for Promptfoo {
             test["metadata"] = json!({ "tags": tags });
         }
         // A one-item YAML list per test; concatenated, they form the whole list.
-        self.out.write_all(serde_norway::to_string(&[test])?.as_bytes()).map_err(|e| ExportError::write(&self.path, e))?;
+        self.out
+            .write_all(serde_norway::to_string(&[test])?.as_bytes())
+            .map_err(|e| ExportError::write(&self.path, e))?;
         self.written += 1;
         Ok(true)
     }
