@@ -9,15 +9,37 @@
 //! | 4 | model not found, or its folder is missing files / corrupt |
 //! | 5 | ONNX Runtime missing, the wrong version, or failed to start |
 //! | 6 | the model failed while running |
+//! | 7 | the feedback log cannot be used (newer version, not Benchtop's, cannot be opened) |
 
 use std::process::ExitCode;
 
 use benchtop_core::engine::{EngineError, ErrorKind};
+use benchtop_core::store::StoreError;
+use benchtop_export::ExportError;
 
 use crate::input::InputError;
 
 pub fn code_for(err: &anyhow::Error) -> ExitCode {
     if err.chain().any(|e| e.is::<InputError>()) {
+        return ExitCode::from(3);
+    }
+    let store_error = err.chain().find_map(|e| {
+        e.downcast_ref::<StoreError>().or_else(|| match e.downcast_ref::<ExportError>() {
+            Some(ExportError::Store(inner)) => Some(inner),
+            _ => None,
+        })
+    });
+    if let Some(store_error) = store_error {
+        return match store_error {
+            StoreError::Invalid { .. } | StoreError::NotFound { .. } => ExitCode::from(3),
+            StoreError::Open { .. }
+            | StoreError::TooNew { .. }
+            | StoreError::Foreign { .. }
+            | StoreError::Migration { .. } => ExitCode::from(7),
+            _ => ExitCode::from(1),
+        };
+    }
+    if err.chain().any(|e| matches!(e.downcast_ref::<ExportError>(), Some(ExportError::Invalid(_)))) {
         return ExitCode::from(3);
     }
     match err.chain().find_map(|e| e.downcast_ref::<EngineError>()).map(EngineError::kind) {

@@ -31,6 +31,10 @@ pub enum InputError {
     NotUtf8 { line: usize, offset: usize },
     #[error("line {line} is longer than {} MiB; split it, or check that this is the file you meant", MAX_TEXT_BYTES >> 20)]
     TooLarge { line: usize },
+    #[error("give one kind of feedback per call (--correct and --label together are one correction)")]
+    OneFeedback,
+    #[error("{rows} rows are bad (listed above); nothing was imported because of --strict")]
+    Rejected { rows: usize },
 }
 
 /// One text and, when it came from a file or stdin, its 1-based line number.

@@ -13,10 +13,14 @@ use benchtop_core::dirs::Dirs;
 use std::sync::Arc;
 
 use benchtop_core::engine::{Catalog, Engine, EngineError, EngineOptions, Model, Runtime, RuntimeOptions};
+use benchtop_core::store::{Store, StoreError};
 
-/// Benchtop: a workbench for AI features. Runs local ONNX models on your text.
+/// Benchtop: a workbench for AI features. Runs local ONNX models on your text, keeps what you
+/// try and judge in a local feedback log, and exports it as evaluation sets.
 #[derive(Debug, Parser)]
 #[command(name = "benchtop", version, propagate_version = true, max_term_width = 100)]
+#[command(after_help = "Exit codes: 0 ok · 1 other failure · 2 usage · 3 bad input · 4 model not found or broken · \
+5 ONNX Runtime missing or too old · 6 inference failed · 7 feedback log unusable")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,6 +55,18 @@ enum Command {
     Embed(commands::embed::Args),
     /// Classify texts with a local classification model
     Predict(commands::predict::Args),
+    /// Import a test set from CSV, JSONL or Parquet
+    Import(commands::import::Args),
+    /// List test sets, or show one's cases
+    Sets(commands::sets::Args),
+    /// Export results as an evaluation or training set (JSONL, CSV, Parquet, chat, DPO…)
+    Export(commands::export::Args),
+    /// Write a self-contained HTML report of a run
+    Report(commands::report::Args),
+    /// Record feedback on a logged result (thumb, rating, preference, correction, tag, note, undo)
+    Feedback(commands::feedback::Args),
+    /// Search everything logged (inputs and outputs)
+    History(commands::history::Args),
 }
 
 impl GlobalArgs {
@@ -69,6 +85,11 @@ impl GlobalArgs {
         search.push(dirs.user_models());
         search.push(dirs.default_models());
         Catalog::new(search)
+    }
+
+    /// The feedback log in the data directory.
+    pub fn store(&self) -> Result<Store, StoreError> {
+        Store::open_in(&self.dirs().data)
     }
 
     /// Start ONNX Runtime and load the model `name_or_path` (the one thing embed and predict
@@ -101,6 +122,12 @@ fn main() -> ExitCode {
         Command::Models(args) => commands::models::run(args, &cli.global),
         Command::Embed(args) => commands::embed::run(args, &cli.global),
         Command::Predict(args) => commands::predict::run(args, &cli.global),
+        Command::Import(args) => commands::import::run(args, &cli.global),
+        Command::Sets(args) => commands::sets::run(args, &cli.global),
+        Command::Export(args) => commands::export::run(args, &cli.global),
+        Command::Report(args) => commands::report::run(args, &cli.global),
+        Command::Feedback(args) => commands::feedback::run(args, &cli.global),
+        Command::History(args) => commands::history::run(args, &cli.global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

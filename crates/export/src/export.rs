@@ -107,24 +107,32 @@ fn for_each_item(store: &Store, options: &ExportOptions, mut each: impl FnMut(It
                 Ok(())
             })
             .and_then(|()| {
-                // A correction is a preference too: the corrected text over the model's output.
-                store.for_each_export_row(&options.filter, |row| match (&row.correction_text, &row.output) {
-                    (Some(Sourced { value, source, annotator }), Some(output)) if value != output => {
-                        guard(Item::Pair(PreferencePair {
-                            feedback_id: 0,
-                            input: row.input.clone(),
-                            input_hash: row.input_hash.clone(),
-                            chosen: value.clone(),
-                            rejected: output.clone(),
-                            chosen_target: "correction".into(),
-                            rejected_target: row.target.clone(),
-                            source: *source,
-                            annotator: annotator.clone(),
-                            blind: false,
-                            created_at: row.created_at,
-                        }))
+                // A correction is a preference too: the corrected text over a generated output,
+                // or the corrected label over a classifier's label.
+                store.for_each_export_row(&options.filter, |row| {
+                    let (correction, answer) = match (&row.output, &row.label) {
+                        (Some(output), _) => (row.correction_text.as_ref(), output),
+                        (None, Some(label)) => (row.correction_label.as_ref(), label),
+                        (None, None) => return Ok(()),
+                    };
+                    match correction {
+                        Some(Sourced { value, source, annotator }) if value != answer => {
+                            guard(Item::Pair(PreferencePair {
+                                feedback_id: 0,
+                                input: row.input.clone(),
+                                input_hash: row.input_hash.clone(),
+                                chosen: value.clone(),
+                                rejected: answer.clone(),
+                                chosen_target: "correction".into(),
+                                rejected_target: row.target.clone(),
+                                source: *source,
+                                annotator: annotator.clone(),
+                                blind: false,
+                                created_at: row.created_at,
+                            }))
+                        }
+                        _ => Ok(()),
                     }
-                    _ => Ok(()),
                 })
             })
     } else {
@@ -165,7 +173,7 @@ pub fn export(store: &Store, options: &ExportOptions, progress: &mut dyn FnMut(u
     std::fs::create_dir_all(dir).map_err(|e| ExportError::write(dir, e))?;
     if dir.join("manifest.json").exists() && !options.overwrite {
         return Err(ExportError::Invalid(format!(
-            "{} already holds an export (manifest.json); choose another folder, or overwrite it explicitly",
+            "{} already holds an export (manifest.json); choose another folder, or replace it (--force)",
             dir.display()
         )));
     }

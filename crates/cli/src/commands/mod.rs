@@ -2,8 +2,14 @@
 //! chunks, writing human / JSON / JSONL output, and the progress bar.
 
 pub mod embed;
+pub mod export;
+pub mod feedback;
+pub mod history;
+pub mod import;
 pub mod models;
 pub mod predict;
+pub mod report;
+pub mod sets;
 
 use std::io::{BufWriter, IsTerminal, Write};
 

@@ -139,6 +139,23 @@ impl ModelFolder {
     pub fn tokenizer_path(&self) -> PathBuf {
         self.dir.join(TOKENIZER_FILE)
     }
+
+    /// A stable identity for results: `sha256:` of `model.onnx` (reads the whole file).
+    pub fn fingerprint(&self) -> std::io::Result<String> {
+        use sha2::{Digest, Sha256};
+        use std::io::Read;
+        let mut file = std::fs::File::open(self.model_path())?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(format!("sha256:{}", hasher.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    }
 }
 
 fn read_json(dir: &Path, file: &str) -> Result<Value> {

@@ -73,6 +73,11 @@ pub struct ExportRow {
 }
 
 impl ExportRow {
+    /// The answer as text: the output, or for a classifier its label.
+    pub fn answer(&self) -> Option<&str> {
+        self.output.as_deref().or(self.label.as_deref())
+    }
+
     /// The label to train or evaluate on: a correction's label, else the expected label, else
     /// the model's own.
     pub fn gold_label(&self) -> Option<&str> {
@@ -150,7 +155,7 @@ impl Store {
         self.read(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT f.id, f.value, f.source, f.annotator, f.blind, f.created_at,
-                        a.input, a.input_hash, a.output, ta.name, b.output, tb.name
+                        a.input, a.input_hash, a.output, ta.name, b.output, tb.name, a.label, b.label
                  FROM feedback_current f
                  JOIN results a ON a.id = f.result_id JOIN targets ta ON ta.id = a.target_id
                  JOIN results b ON b.id = f.other_result_id JOIN targets tb ON tb.id = b.target_id
@@ -160,7 +165,10 @@ impl Store {
             while let Some(r) = rows.next()? {
                 let value: String = r.get(1)?;
                 let Feedback::Preference { choice, .. } = serde_json::from_str(&value)? else { continue };
+                // A classifier's answer is its label.
                 let (a_out, b_out): (Option<String>, Option<String>) = (r.get(8)?, r.get(10)?);
+                let (a_label, b_label): (Option<String>, Option<String>) = (r.get(12)?, r.get(13)?);
+                let (a_out, b_out) = (a_out.or(a_label), b_out.or(b_label));
                 let (a_target, b_target): (String, String) = (r.get(9)?, r.get(11)?);
                 let (chosen, rejected, chosen_target, rejected_target) = match (choice, a_out, b_out) {
                     (Choice::A, Some(a), Some(b)) => (a, b, a_target, b_target),
