@@ -1,12 +1,10 @@
 //! Running an export: filter → (first pass for the split) → write per split → manifest.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use benchtop_core::store::{ExportFilter, ExportRow, PreferencePair, Sourced, Store};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::formats::{pair_sink, row_sink, Format, PairSink, RowSink};
 use crate::split::{SplitSpec, Splitter};
@@ -187,78 +185,55 @@ pub fn export(store: &Store, options: &ExportOptions, progress: &mut dyn FnMut(u
         splitter.assign(spec);
     }
 
-    let mut outputs: HashMap<&'static str, Output> = HashMap::new();
-    let mut counts: BTreeMap<String, SplitCounts> = BTreeMap::new();
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut split_of_input: HashMap<String, &'static str> = HashMap::new();
-    let (mut duplicates, mut not_applicable, mut several, mut read) = (0u64, 0u64, 0u64, 0u64);
-    for_each_item(store, options, |item| {
-        read += 1;
-        if read % 4096 == 0 {
-            progress(read);
-        }
-        if options.dedup && !seen.insert(item.input_hash().to_string()) {
-            duplicates += 1;
-            return Ok(());
-        }
-        let split: &'static str = if options.split.is_some() { splitter.split_of(item.input_hash()) } else { "data" };
-        if options.split.is_some() {
-            match split_of_input.get(item.input_hash()) {
-                Some(previous) if *previous != split => several += 1,
-                Some(_) => {}
-                None => {
-                    split_of_input.insert(item.input_hash().to_string(), split);
+    // Two stages on two threads: this one reads and assembles rows, the writer serialises,
+    // hashes and writes them. Rows cross in chunks over a bounded channel (constant memory).
+    let (files, counts, tallies) = std::thread::scope(|scope| -> Result<_> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(16);
+        // Written chunks go back to be freed on the thread that allocated them: glibc's malloc
+        // makes frees from another thread contend for the allocating thread's arena (measured:
+        // the export ran 2.5x slower without this).
+        let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<Item>>();
+        let writer = scope.spawn(move || -> Result<_> {
+            let mut stage = WriteStage::new(options, splitter);
+            for chunk in rx {
+                for item in chunk.iter() {
+                    stage.take(item)?;
                 }
+                let _ = back_tx.send(chunk);
             }
-        }
-        let output = match outputs.get_mut(split) {
-            Some(output) => output,
-            None => {
-                let name = format!("{split}.{}", options.format.extension());
-                let partial = dir.join(format!(".{name}.partial"));
-                let sink = if options.format.is_pairs() {
-                    Sink::Pairs(pair_sink(options.format, &partial)?)
-                } else {
-                    Sink::Rows(row_sink(options.format, &partial, options.system_prompt.as_deref())?)
-                };
-                outputs.entry(split).or_insert(Output { sink, partial, name, rows: 0 })
+            stage.finish()
+        });
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut read = 0u64;
+        let reading = for_each_item(store, options, |item| {
+            read += 1;
+            if read % 4096 == 0 {
+                progress(read);
             }
-        };
-        let written = match (&mut output.sink, &item) {
-            (Sink::Rows(sink), Item::Row(row)) => sink.write(row, split)?,
-            (Sink::Pairs(sink), Item::Pair(pair)) => {
-                sink.write(pair)?;
-                true
+            chunk.push(item);
+            if chunk.len() == CHUNK {
+                while let Ok(done) = back_rx.try_recv() {
+                    drop(done);
+                }
+                // A closed channel means the writer stopped on an error; it is reported below.
+                tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))
+                    .map_err(|_| ExportError::Invalid("the export writer stopped".into()))?;
             }
-            _ => false,
-        };
-        if !written {
-            not_applicable += 1;
-            return Ok(());
+            Ok(())
+        });
+        if reading.is_ok() && !chunk.is_empty() {
+            let _ = tx.send(chunk);
         }
-        output.rows += 1;
-        let entry = counts.entry(split.to_string()).or_default();
-        entry.rows += 1;
-        if let Some(label) = item.label() {
-            *entry.labels.entry(label.to_string()).or_default() += 1;
-        }
-        Ok(())
+        drop(tx);
+        progress(read);
+        let written = writer.join().unwrap_or_else(|_| Err(ExportError::Invalid("the export writer crashed".into())));
+        // The writer's own error explains a failed send better than the send does.
+        let written = written?;
+        reading?;
+        Ok(written)
     })?;
-    progress(read);
+    let Tallies { duplicates, not_applicable, several } = tallies;
 
-    let mut files = Vec::new();
-    let mut finished: Vec<(&'static str, Output)> = outputs.into_iter().collect();
-    finished.sort_by_key(|(split, _)| *split);
-    for (split, output) in finished {
-        match output.sink {
-            Sink::Rows(sink) => sink.finish()?,
-            Sink::Pairs(sink) => sink.finish()?,
-        }
-        let path = dir.join(&output.name);
-        std::fs::rename(&output.partial, &path).map_err(|e| ExportError::write(&path, e))?;
-        let (sha256, bytes) = file_digest(&path)?;
-        files.push(FileEntry { path: output.name, split: split.to_string(), rows: output.rows, sha256, bytes });
-    }
     let manifest = Manifest {
         benchtop_version: env!("CARGO_PKG_VERSION").to_string(),
         created_at_ms: benchtop_core::store::now_ms(),
@@ -280,20 +255,112 @@ pub fn export(store: &Store, options: &ExportOptions, progress: &mut dyn FnMut(u
     Ok(manifest)
 }
 
-fn file_digest(path: &Path) -> Result<(String, u64)> {
-    let mut file = std::fs::File::open(path).map_err(|e| ExportError::Read { path: path.to_path_buf(), source: e })?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut bytes = 0u64;
-    loop {
-        let n = file.read(&mut buf).map_err(|e| ExportError::Read { path: path.to_path_buf(), source: e })?;
-        if n == 0 {
-            break;
+const CHUNK: usize = 512;
+
+#[derive(Default)]
+struct Tallies {
+    duplicates: u64,
+    not_applicable: u64,
+    several: u64,
+}
+
+/// The writing side of an export: dedup, split lookup, one sink per split, counts.
+struct WriteStage<'o> {
+    options: &'o ExportOptions,
+    splitter: Splitter,
+    outputs: HashMap<&'static str, Output>,
+    counts: BTreeMap<String, SplitCounts>,
+    seen: HashSet<String>,
+    split_of_input: HashMap<String, &'static str>,
+    tallies: Tallies,
+}
+
+impl<'o> WriteStage<'o> {
+    fn new(options: &'o ExportOptions, splitter: Splitter) -> WriteStage<'o> {
+        WriteStage {
+            options,
+            splitter,
+            outputs: HashMap::new(),
+            counts: BTreeMap::new(),
+            seen: HashSet::new(),
+            split_of_input: HashMap::new(),
+            tallies: Tallies::default(),
         }
-        hasher.update(&buf[..n]);
-        bytes += n as u64;
     }
-    Ok((hasher.finalize().iter().map(|b| format!("{b:02x}")).collect(), bytes))
+
+    fn take(&mut self, item: &Item) -> Result<()> {
+        let options = self.options;
+        if options.dedup && !self.seen.insert(item.input_hash().to_string()) {
+            self.tallies.duplicates += 1;
+            return Ok(());
+        }
+        let split: &'static str =
+            if options.split.is_some() { self.splitter.split_of(item.input_hash()) } else { "data" };
+        if options.split.is_some() {
+            match self.split_of_input.get(item.input_hash()) {
+                Some(previous) if *previous != split => self.tallies.several += 1,
+                Some(_) => {}
+                None => {
+                    self.split_of_input.insert(item.input_hash().to_string(), split);
+                }
+            }
+        }
+        let output = match self.outputs.get_mut(split) {
+            Some(output) => output,
+            None => {
+                let name = format!("{split}.{}", options.format.extension());
+                let partial = options.out_dir.join(format!(".{name}.partial"));
+                let sink = if options.format.is_pairs() {
+                    Sink::Pairs(pair_sink(options.format, &partial)?)
+                } else {
+                    Sink::Rows(row_sink(options.format, &partial, options.system_prompt.as_deref())?)
+                };
+                self.outputs.entry(split).or_insert(Output { sink, partial, name, rows: 0 })
+            }
+        };
+        let written = match (&mut output.sink, item) {
+            (Sink::Rows(sink), Item::Row(row)) => sink.write(row, split)?,
+            (Sink::Pairs(sink), Item::Pair(pair)) => {
+                sink.write(pair)?;
+                true
+            }
+            _ => false,
+        };
+        if !written {
+            self.tallies.not_applicable += 1;
+            return Ok(());
+        }
+        output.rows += 1;
+        let entry = self.counts.entry(split.to_string()).or_default();
+        entry.rows += 1;
+        if let Some(label) = item.label() {
+            *entry.labels.entry(label.to_string()).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    /// Close every file, move it into place, and give what the manifest needs.
+    fn finish(self) -> Result<(Vec<FileEntry>, BTreeMap<String, SplitCounts>, Tallies)> {
+        let mut files = Vec::new();
+        let mut finished: Vec<(&'static str, Output)> = self.outputs.into_iter().collect();
+        finished.sort_by_key(|(split, _)| *split);
+        for (split, output) in finished {
+            let digest = match output.sink {
+                Sink::Rows(sink) => sink.finish()?,
+                Sink::Pairs(sink) => sink.finish()?,
+            };
+            let path = self.options.out_dir.join(&output.name);
+            std::fs::rename(&output.partial, &path).map_err(|e| ExportError::write(&path, e))?;
+            files.push(FileEntry {
+                path: output.name,
+                split: split.to_string(),
+                rows: output.rows,
+                sha256: digest.sha256,
+                bytes: digest.bytes,
+            });
+        }
+        Ok((files, self.counts, self.tallies))
+    }
 }
 
 /// A Hugging Face style dataset card: YAML front matter naming the split files, then a summary.

@@ -1,8 +1,10 @@
 //! The one flat shape of an exported result, shared by JSONL, CSV and Parquet so the three
-//! always carry the same columns.
+//! always carry the same columns. Cells borrow from the row: nothing is copied per cell.
 
 use benchtop_core::store::{ExportRow, LabelSource};
-use serde_json::Value;
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Kind {
@@ -16,17 +18,20 @@ pub(crate) enum Kind {
     TimeMs,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Cell {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Cell<'a> {
     Int(Option<i64>),
     Float(Option<f64>),
     Bool(Option<bool>),
-    Text(Option<String>),
-    Json(Option<Value>),
-    List(Vec<String>),
+    Text(Option<&'a str>),
+    Json(Option<&'a Value>),
+    Object(Option<&'a Map<String, Value>>),
+    List(&'a [String]),
 }
 
-pub(crate) const COLUMNS: &[(&str, Kind)] = &[
+pub(crate) const WIDTH: usize = 32;
+
+pub(crate) const COLUMNS: [(&str, Kind); WIDTH] = [
     ("result_id", Kind::Int),
     ("split", Kind::Text),
     ("run", Kind::Text),
@@ -61,51 +66,82 @@ pub(crate) const COLUMNS: &[(&str, Kind)] = &[
     ("created_at", Kind::TimeMs),
 ];
 
-fn source(s: LabelSource) -> Option<String> {
-    Some(
-        match s {
-            LabelSource::Human => "human",
-            LabelSource::Assertion => "assertion",
-            LabelSource::Judge => "judge",
-        }
-        .to_string(),
-    )
+fn source(s: LabelSource) -> &'static str {
+    match s {
+        LabelSource::Human => "human",
+        LabelSource::Assertion => "assertion",
+        LabelSource::Judge => "judge",
+    }
 }
 
 /// The cells of `row`, in [`COLUMNS`] order.
-pub(crate) fn cells(row: &ExportRow, split: &str) -> Vec<Cell> {
-    vec![
+pub(crate) fn cells<'a>(row: &'a ExportRow, split: &'a str) -> [Cell<'a>; WIDTH] {
+    let correction = row.correction_text.as_ref().map(|c| c.source).or(row.correction_label.as_ref().map(|c| c.source));
+    [
         Cell::Int(Some(row.result_id)),
-        Cell::Text(Some(split.to_string())),
-        Cell::Text(Some(row.run.clone())),
-        Cell::Text(Some(row.target.clone())),
-        Cell::Text(Some(row.target_kind.clone())),
+        Cell::Text(Some(split)),
+        Cell::Text(Some(&row.run)),
+        Cell::Text(Some(&row.target)),
+        Cell::Text(Some(&row.target_kind)),
         Cell::Int(row.case_id),
-        Cell::Text(Some(row.input.clone())),
-        Cell::Json(row.vars.clone().map(Value::Object)),
-        Cell::Text(row.output.clone()),
-        Cell::Text(row.label.clone()),
-        Cell::Json(row.scores.clone()),
-        Cell::Text(row.expected.clone()),
-        Cell::Text(row.gold_label().map(str::to_string)),
-        Cell::Text(row.error.clone()),
+        Cell::Text(Some(&row.input)),
+        Cell::Object(row.vars.as_ref()),
+        Cell::Text(row.output.as_deref()),
+        Cell::Text(row.label.as_deref()),
+        Cell::Json(row.scores.as_ref()),
+        Cell::Text(row.expected.as_deref()),
+        Cell::Text(row.gold_label()),
+        Cell::Text(row.error.as_deref()),
         Cell::Float(row.latency_ms),
         Cell::Float(row.ttft_ms),
         Cell::Int(row.tokens_in),
         Cell::Int(row.tokens_out),
         Cell::Float(row.cost_usd),
         Cell::Bool(row.thumb.as_ref().map(|t| t.value)),
-        Cell::Text(row.thumb.as_ref().and_then(|t| source(t.source))),
+        Cell::Text(row.thumb.as_ref().map(|t| source(t.source))),
         Cell::Int(row.rating.as_ref().map(|r| i64::from(r.value))),
-        Cell::Text(row.rating.as_ref().and_then(|r| source(r.source))),
-        Cell::Text(row.correction_text.as_ref().map(|c| c.value.clone())),
-        Cell::Text(row.correction_label.as_ref().map(|c| c.value.clone())),
-        Cell::Text(row.correction_text.as_ref().or(row.correction_label.as_ref()).and_then(|c| source(c.source))),
-        Cell::List(row.tags.clone()),
-        Cell::List(row.case_tags.clone()),
-        Cell::Text(row.note.clone()),
+        Cell::Text(row.rating.as_ref().map(|r| source(r.source))),
+        Cell::Text(row.correction_text.as_ref().map(|c| c.value.as_str())),
+        Cell::Text(row.correction_label.as_ref().map(|c| c.value.as_str())),
+        Cell::Text(correction.map(source)),
+        Cell::List(&row.tags),
+        Cell::List(&row.case_tags),
+        Cell::Text(row.note.as_deref()),
         Cell::Bool(row.passed),
-        Cell::Text(Some(row.input_hash.clone())),
+        Cell::Text(Some(&row.input_hash)),
         Cell::Int(Some(row.created_at)),
     ]
+}
+
+impl Serialize for Cell<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Cell::Int(v) => v.serialize(s),
+            Cell::Float(v) => v.serialize(s),
+            Cell::Bool(v) => v.serialize(s),
+            Cell::Text(v) => v.serialize(s),
+            Cell::Json(v) => v.serialize(s),
+            Cell::Object(v) => v.serialize(s),
+            Cell::List(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+        }
+    }
+}
+
+/// A whole row as one JSON object, keys in [`COLUMNS`] order.
+pub(crate) struct JsonRow<'a>(pub(crate) &'a [Cell<'a>; WIDTH]);
+
+impl Serialize for JsonRow<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(WIDTH))?;
+        for ((name, _), cell) in COLUMNS.iter().zip(self.0.iter()) {
+            map.serialize_entry(name, cell)?;
+        }
+        map.end()
+    }
 }

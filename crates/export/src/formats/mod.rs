@@ -6,11 +6,12 @@ mod tabular;
 mod training;
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use benchtop_core::store::{ExportRow, PreferencePair};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
 use crate::{ExportError, Result};
 
@@ -87,20 +88,66 @@ impl std::str::FromStr for Format {
     }
 }
 
+/// A finished file's sha256 (hex) and size, computed as it was written (no second read).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Digest {
+    pub sha256: String,
+    pub bytes: u64,
+}
+
 /// Writes rows of one split to one file.
 pub(crate) trait RowSink {
     /// Write `row`; `false` if this format has nothing to write for it (e.g. no output).
     fn write(&mut self, row: &ExportRow, split: &str) -> Result<bool>;
-    fn finish(self: Box<Self>) -> Result<()>;
+    fn finish(self: Box<Self>) -> Result<Digest>;
 }
 
 pub(crate) trait PairSink {
     fn write(&mut self, pair: &PreferencePair) -> Result<()>;
-    fn finish(self: Box<Self>) -> Result<()>;
+    fn finish(self: Box<Self>) -> Result<Digest>;
 }
 
-pub(crate) fn create(path: &Path) -> Result<BufWriter<File>> {
-    File::create(path).map(|f| BufWriter::with_capacity(1 << 16, f)).map_err(|e| ExportError::write(path, e))
+/// A file that hashes what passes through it.
+pub(crate) struct Hashed {
+    file: File,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl Write for Hashed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Hashed {
+    pub(crate) fn open(path: &Path) -> Result<Hashed> {
+        let file = File::create(path).map_err(|e| ExportError::write(path, e))?;
+        Ok(Hashed { file, hasher: Sha256::new(), bytes: 0 })
+    }
+
+    pub(crate) fn digest(self) -> Digest {
+        Digest { sha256: self.hasher.finalize().iter().map(|b| format!("{b:02x}")).collect(), bytes: self.bytes }
+    }
+}
+
+pub(crate) type Out = BufWriter<Hashed>;
+
+pub(crate) fn create(path: &Path) -> Result<Out> {
+    Ok(BufWriter::with_capacity(1 << 17, Hashed::open(path)?))
+}
+
+/// Flush `out` and give its digest.
+pub(crate) fn close(out: Out, path: &Path) -> Result<Digest> {
+    let hashed = out.into_inner().map_err(|e| ExportError::write(path, e.into_error()))?;
+    Ok(hashed.digest())
 }
 
 pub(crate) fn row_sink(format: Format, path: &Path, system_prompt: Option<&str>) -> Result<Box<dyn RowSink>> {

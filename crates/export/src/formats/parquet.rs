@@ -1,6 +1,5 @@
 //! Parquet: every column, typed, written in record batches of [`BATCH`] rows.
 
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,9 +13,9 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use super::RowSink;
+use super::{Digest, Hashed, RowSink};
 use crate::flat::{cells, Cell, Kind, COLUMNS};
-use crate::{ExportError, Result};
+use crate::Result;
 
 const BATCH: usize = 8192;
 
@@ -49,8 +48,9 @@ impl Builder {
             (Builder::Bool(b), Cell::Bool(v)) => b.append_option(v),
             (Builder::Text(b), Cell::Text(v)) => b.append_option(v),
             (Builder::Text(b), Cell::Json(v)) => b.append_option(v.map(|v| v.to_string())),
+            (Builder::Text(b), Cell::Object(v)) => b.append_option(v.and_then(|v| serde_json::to_string(v).ok())),
             (Builder::List(b), Cell::List(items)) => {
-                for item in items {
+                for item in items.iter() {
                     b.values().append_value(item);
                 }
                 b.append(true);
@@ -101,12 +101,12 @@ pub(crate) struct ParquetSink {
     schema: SchemaRef,
     builders: Vec<Builder>,
     pending: usize,
-    writer: ArrowWriter<File>,
+    writer: ArrowWriter<Hashed>,
 }
 
 impl ParquetSink {
     pub(crate) fn new(path: &Path) -> Result<ParquetSink> {
-        let file = File::create(path).map_err(|e| ExportError::write(path, e))?;
+        let file = Hashed::open(path)?;
         let schema = schema();
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
@@ -140,9 +140,8 @@ impl RowSink for ParquetSink {
         Ok(true)
     }
 
-    fn finish(mut self: Box<Self>) -> Result<()> {
+    fn finish(mut self: Box<Self>) -> Result<Digest> {
         self.flush()?;
-        self.writer.close()?;
-        Ok(())
+        Ok(self.writer.into_inner()?.digest())
     }
 }

@@ -1,19 +1,18 @@
 //! JSONL and CSV: every column of [`crate::flat::COLUMNS`].
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::borrow::Cow;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use benchtop_core::store::ExportRow;
-use serde_json::{Map, Value};
 
-use super::{create, RowSink};
-use crate::flat::{cells, Cell, COLUMNS};
+use super::{close, create, Digest, Out, RowSink};
+use crate::flat::{cells, Cell, JsonRow, COLUMNS};
 use crate::{ExportError, Result};
 
 pub(crate) struct Jsonl {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: Out,
 }
 
 impl Jsonl {
@@ -24,34 +23,19 @@ impl Jsonl {
 
 impl RowSink for Jsonl {
     fn write(&mut self, row: &ExportRow, split: &str) -> Result<bool> {
-        let object: Map<String, Value> = COLUMNS
-            .iter()
-            .zip(cells(row, split))
-            .map(|((name, _), cell)| {
-                let value = match cell {
-                    Cell::Int(v) => v.map(Value::from).unwrap_or(Value::Null),
-                    Cell::Float(v) => v.map(Value::from).unwrap_or(Value::Null),
-                    Cell::Bool(v) => v.map(Value::from).unwrap_or(Value::Null),
-                    Cell::Text(v) => v.map(Value::from).unwrap_or(Value::Null),
-                    Cell::Json(v) => v.unwrap_or(Value::Null),
-                    Cell::List(v) => Value::from(v),
-                };
-                (name.to_string(), value)
-            })
-            .collect();
-        serde_json::to_writer(&mut self.out, &object)?;
+        serde_json::to_writer(&mut self.out, &JsonRow(&cells(row, split)))?;
         self.out.write_all(b"\n").map_err(|e| ExportError::write(&self.path, e))?;
         Ok(true)
     }
 
-    fn finish(mut self: Box<Self>) -> Result<()> {
-        self.out.flush().map_err(|e| ExportError::write(&self.path, e))
+    fn finish(self: Box<Self>) -> Result<Digest> {
+        close(self.out, &self.path)
     }
 }
 
 pub(crate) struct Csv {
     path: PathBuf,
-    out: csv::Writer<BufWriter<File>>,
+    out: csv::Writer<Out>,
 }
 
 impl Csv {
@@ -66,9 +50,10 @@ impl Csv {
 }
 
 /// Spreadsheets run a cell starting with one of these as a formula; a leading `'` makes it text.
-pub(crate) fn formula_safe(text: String) -> String {
+pub(crate) fn formula_safe<'a>(text: impl Into<Cow<'a, str>>) -> Cow<'a, str> {
+    let text = text.into();
     if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
+        Cow::Owned(format!("'{text}"))
     } else {
         text
     }
@@ -76,19 +61,26 @@ pub(crate) fn formula_safe(text: String) -> String {
 
 impl RowSink for Csv {
     fn write(&mut self, row: &ExportRow, split: &str) -> Result<bool> {
-        let record = cells(row, split).into_iter().map(|cell| match cell {
-            Cell::Int(v) => v.map(|v| v.to_string()).unwrap_or_default(),
-            Cell::Float(v) => v.map(|v| v.to_string()).unwrap_or_default(),
-            Cell::Bool(v) => v.map(|v| v.to_string()).unwrap_or_default(),
-            Cell::Text(v) => v.map(formula_safe).unwrap_or_default(),
-            Cell::Json(v) => v.map(|v| formula_safe(v.to_string())).unwrap_or_default(),
-            Cell::List(v) => formula_safe(v.join("|")),
+        let record = cells(row, split).map(|cell| -> Cow<'_, str> {
+            match cell {
+                Cell::Int(v) => v.map(|v| v.to_string().into()).unwrap_or_default(),
+                Cell::Float(v) => v.map(|v| v.to_string().into()).unwrap_or_default(),
+                Cell::Bool(v) => v.map(|v| v.to_string().into()).unwrap_or_default(),
+                Cell::Text(v) => v.map(formula_safe).unwrap_or_default(),
+                Cell::Json(v) => v.map(|v| formula_safe(v.to_string())).unwrap_or_default(),
+                Cell::Object(v) => {
+                    v.map(|v| formula_safe(serde_json::to_string(v).unwrap_or_default())).unwrap_or_default()
+                }
+                Cell::List(v) => formula_safe(v.join("|")),
+            }
         });
-        self.out.write_record(record)?;
+        self.out.write_record(record.iter().map(|c| c.as_bytes()))?;
         Ok(true)
     }
 
-    fn finish(mut self: Box<Self>) -> Result<()> {
-        self.out.flush().map_err(|e| ExportError::write(&self.path, e))
+    fn finish(self: Box<Self>) -> Result<Digest> {
+        let out =
+            self.out.into_inner().map_err(|e| ExportError::write(&self.path, std::io::Error::other(e.to_string())))?;
+        close(out, &self.path)
     }
 }

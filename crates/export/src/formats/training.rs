@@ -1,17 +1,16 @@
 //! Formats for training and evaluation tools: OpenAI chat fine-tuning, KTO, promptfoo, DPO.
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use benchtop_core::store::{ExportRow, LabelSource, PreferencePair};
 use serde_json::{json, Value};
 
-use super::{create, PairSink, RowSink};
+use super::{close, create, Digest, Out, PairSink, RowSink};
 use crate::{ExportError, Result};
 
-fn line(out: &mut BufWriter<File>, path: &Path, value: &Value) -> Result<()> {
+fn line(out: &mut Out, path: &Path, value: &Value) -> Result<()> {
     serde_json::to_writer(&mut *out, value)?;
     out.write_all(b"\n").map_err(|e| ExportError::write(path, e))
 }
@@ -33,7 +32,7 @@ fn judged_bad(row: &ExportRow) -> bool {
 
 pub(crate) struct Chat {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: Out,
     system: Option<String>,
 }
 
@@ -60,14 +59,14 @@ impl RowSink for Chat {
         Ok(true)
     }
 
-    fn finish(mut self: Box<Self>) -> Result<()> {
-        self.out.flush().map_err(|e| ExportError::write(&self.path, e))
+    fn finish(self: Box<Self>) -> Result<Digest> {
+        close(self.out, &self.path)
     }
 }
 
 pub(crate) struct Kto {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: Out,
 }
 
 impl Kto {
@@ -91,8 +90,8 @@ impl RowSink for Kto {
         Ok(true)
     }
 
-    fn finish(mut self: Box<Self>) -> Result<()> {
-        self.out.flush().map_err(|e| ExportError::write(&self.path, e))
+    fn finish(self: Box<Self>) -> Result<Digest> {
+        close(self.out, &self.path)
     }
 }
 
@@ -100,7 +99,7 @@ impl RowSink for Kto {
 /// assertion when a corrected or expected value is known.
 pub(crate) struct Promptfoo {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: Out,
     seen: HashSet<String>,
     written: usize,
 }
@@ -146,11 +145,11 @@ impl RowSink for Promptfoo {
         Ok(true)
     }
 
-    fn finish(mut self: Box<Self>) -> Result<()> {
+    fn finish(mut self: Box<Self>) -> Result<Digest> {
         if self.written == 0 {
             writeln!(self.out, "[]").map_err(|e| ExportError::write(&self.path, e))?;
         }
-        self.out.flush().map_err(|e| ExportError::write(&self.path, e))
+        close(self.out, &self.path)
     }
 }
 
@@ -158,7 +157,7 @@ impl RowSink for Promptfoo {
 /// OpenAI's preference fine-tuning format (exactly its three keys).
 pub(crate) struct Dpo {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: Out,
     openai: bool,
 }
 
@@ -191,7 +190,7 @@ impl PairSink for Dpo {
         line(&mut self.out, &self.path, &value)
     }
 
-    fn finish(mut self: Box<Self>) -> Result<()> {
-        self.out.flush().map_err(|e| ExportError::write(&self.path, e))
+    fn finish(self: Box<Self>) -> Result<Digest> {
+        close(self.out, &self.path)
     }
 }
