@@ -8,7 +8,7 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use benchtop_core::store::{NewResult, NewRun, NewTarget, RunKind, Store, TargetKind};
+use benchtop_core::store::{Answer, NewResult, NewRun, NewTarget, RunKind, Store, TargetKind};
 use serde_json::json;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -36,10 +36,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         run_id: run,
         target_id: target,
         input: format!("How do I reset my password? request {i}"),
-        label: Some("account".into()),
-        scores: Some(json!([{ "label": "account", "score": 0.93 }])),
-        latency_ms: Some(4.2),
-        tokens_in: Some(12),
+        answer: Answer {
+            label: Some("account".into()),
+            scores: Some(json!([{ "label": "account", "score": 0.93 }])),
+            latency_ms: Some(4.2),
+            tokens_in: Some(12),
+            ..Default::default()
+        },
         meta: Some(json!({ "execution_provider": "cpu", "threads": 2 })),
         ..Default::default()
     };

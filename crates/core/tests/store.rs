@@ -38,7 +38,7 @@ fn result(store: &Store, target: Id, run: Id, input: &str, output: &str) -> Id {
             run_id: run,
             target_id: target,
             input: input.into(),
-            output: Some(output.into()),
+            answer: Answer { output: Some(output.into()), ..Default::default() },
             ..Default::default()
         })
         .expect("records")
@@ -314,7 +314,7 @@ fn crash_writer_child() {
             run_id: run,
             target_id: target,
             input: format!("input {i} ✓"),
-            output: Some(format!("output {i}")),
+            answer: Answer { output: Some(format!("output {i}")), ..Default::default() },
             ..Default::default()
         };
         let acked = tx.clone();

@@ -108,7 +108,7 @@ fn for_each_item(store: &Store, options: &ExportOptions, mut each: impl FnMut(It
                 // A correction is a preference too: the corrected text over a generated output,
                 // or the corrected label over a classifier's label.
                 store.for_each_export_row(&options.filter, |row| {
-                    let (correction, answer) = match (&row.output, &row.label) {
+                    let (correction, answer) = match (&row.answer.output, &row.answer.label) {
                         (Some(output), _) => (row.correction_text.as_ref(), output),
                         (None, Some(label)) => (row.correction_label.as_ref(), label),
                         (None, None) => return Ok(()),

@@ -58,13 +58,13 @@ pub fn html_report(store: &Store, run_id: Id, path: &Path) -> Result<()> {
         }
         let a = aggregates.entry(row.target.clone()).or_default();
         a.results += 1;
-        a.errors += u64::from(row.error.is_some());
+        a.errors += u64::from(row.answer.error.is_some());
         if let Some(p) = row.passed {
             a.judged += 1;
             a.passed += u64::from(p);
         }
-        a.latencies.extend(row.latency_ms);
-        a.cost += row.cost_usd.unwrap_or(0.0);
+        a.latencies.extend(row.answer.latency_ms);
+        a.cost += row.answer.cost_usd.unwrap_or(0.0);
         a.ratings.extend(row.rating.as_ref().map(|r| r.value));
         match row.thumb.as_ref().map(|t| t.value) {
             Some(true) => a.up += 1,
@@ -139,27 +139,27 @@ fn cell(row: &ExportRow) -> String {
     let class = match row.passed {
         Some(true) => "pass",
         Some(false) => "fail",
-        None if row.error.is_some() => "fail",
+        None if row.answer.error.is_some() => "fail",
         None => "",
     };
     let _ = write!(out, "<td class=\"{class}\">");
-    if let Some(error) = &row.error {
+    if let Some(error) = &row.answer.error {
         let _ = write!(out, "<div class=\"error\">error: {}</div>", escape(error));
     }
-    if let Some(label) = &row.label {
+    if let Some(label) = &row.answer.label {
         let _ = write!(out, "<div class=\"label\">{}</div>", escape(label));
     }
-    if let Some(output) = &row.output {
+    if let Some(output) = &row.answer.output {
         let _ = write!(out, "<pre>{}</pre>", escape(output));
     }
     let mut facts = Vec::new();
-    if let Some(l) = row.latency_ms {
+    if let Some(l) = row.answer.latency_ms {
         facts.push(format!("{l:.0} ms"));
     }
-    if let (Some(i), Some(o)) = (row.tokens_in, row.tokens_out) {
+    if let (Some(i), Some(o)) = (row.answer.tokens_in, row.answer.tokens_out) {
         facts.push(format!("{i}→{o} tok"));
     }
-    if let Some(c) = row.cost_usd {
+    if let Some(c) = row.answer.cost_usd {
         facts.push(format!("${c:.5}"));
     }
     if let Some(t) = &row.thumb {

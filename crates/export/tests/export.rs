@@ -65,12 +65,15 @@ fn log() -> Log {
                     case_id: Some(case.id),
                     target_id: target,
                     input: input.clone(),
-                    output: Some(format!("<img src=x onerror=alert(1)> {answer}")),
-                    label: Some(answer.into()),
-                    latency_ms: Some(10.0 + case.position as f64),
-                    tokens_in: Some(5),
-                    tokens_out: Some(7),
-                    cost_usd: Some(if target == remote { 0.001 } else { 0.0 }),
+                    answer: Answer {
+                        output: Some(format!("<img src=x onerror=alert(1)> {answer}")),
+                        label: Some(answer.into()),
+                        latency_ms: Some(10.0 + case.position as f64),
+                        tokens_in: Some(5),
+                        tokens_out: Some(7),
+                        cost_usd: Some(if target == remote { 0.001 } else { 0.0 }),
+                        ..Default::default()
+                    },
                     ..Default::default()
                 })
                 .expect("result");

@@ -1,5 +1,5 @@
 use benchtop_core::engine::{Classification, Model};
-use benchtop_core::store::{Id, NewResult, NewRun, NewTarget, RunKind, Store, TargetKind};
+use benchtop_core::store::{Answer, Id, NewResult, NewRun, NewTarget, RunKind, Store, TargetKind};
 use serde_json::json;
 
 use super::{preview, process, OutputArgs};
@@ -114,10 +114,13 @@ impl Log {
             run_id: self.run,
             target_id: self.target,
             input: text.to_string(),
-            label: Some(c.top().label.clone()),
-            scores: Some(json!(c.scores)),
-            latency_ms: Some(latency_ms),
-            tokens_in: Some(c.tokens as i64),
+            answer: Answer {
+                label: Some(c.top().label.clone()),
+                scores: Some(json!(c.scores)),
+                latency_ms: Some(latency_ms),
+                tokens_in: Some(c.tokens as i64),
+                ..Default::default()
+            },
             meta: Some(json!({ "execution_provider": "cpu", "threads": self.threads, "truncated": c.truncated })),
             ..Default::default()
         })?)

@@ -5,7 +5,7 @@ use rusqlite::types::Value as SqlValue;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Choice, Feedback, Id, LabelSource, Result, Store, StoreError};
+use super::{Answer, Choice, Feedback, Id, LabelSource, Result, Store, StoreError};
 
 /// Which results to export. Empty fields do not filter.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -52,15 +52,8 @@ pub struct ExportRow {
     pub case_tags: Vec<String>,
     pub input: String,
     pub input_hash: String,
-    pub output: Option<String>,
-    pub label: Option<String>,
-    pub scores: Option<Value>,
-    pub error: Option<String>,
-    pub latency_ms: Option<f64>,
-    pub ttft_ms: Option<f64>,
-    pub tokens_in: Option<i64>,
-    pub tokens_out: Option<i64>,
-    pub cost_usd: Option<f64>,
+    #[serde(flatten)]
+    pub answer: Answer,
     pub created_at: i64,
     pub thumb: Option<Sourced<bool>>,
     pub rating: Option<Sourced<u8>>,
@@ -73,15 +66,14 @@ pub struct ExportRow {
 }
 
 impl ExportRow {
-    /// The answer as text: the output, or for a classifier its label.
-    pub fn answer(&self) -> Option<&str> {
-        self.output.as_deref().or(self.label.as_deref())
-    }
-
     /// The label to train or evaluate on: a correction's label, else the expected label, else
     /// the model's own.
     pub fn gold_label(&self) -> Option<&str> {
-        self.correction_label.as_ref().map(|c| c.value.as_str()).or(self.expected.as_deref()).or(self.label.as_deref())
+        self.correction_label
+            .as_ref()
+            .map(|c| c.value.as_str())
+            .or(self.expected.as_deref())
+            .or(self.answer.label.as_deref())
     }
 }
 
@@ -260,15 +252,17 @@ fn base_row(r: &rusqlite::Row<'_>) -> Result<ExportRow> {
         case_tags: json_col(r.get(8)?)?.unwrap_or_default(),
         input: r.get(9)?,
         input_hash: r.get(10)?,
-        output: r.get(11)?,
-        label: r.get(12)?,
-        scores: json_col(r.get(13)?)?,
-        error: r.get(14)?,
-        latency_ms: r.get(15)?,
-        ttft_ms: r.get(16)?,
-        tokens_in: r.get(17)?,
-        tokens_out: r.get(18)?,
-        cost_usd: r.get(19)?,
+        answer: Answer {
+            output: r.get(11)?,
+            label: r.get(12)?,
+            scores: json_col(r.get(13)?)?,
+            error: r.get(14)?,
+            latency_ms: r.get(15)?,
+            ttft_ms: r.get(16)?,
+            tokens_in: r.get(17)?,
+            tokens_out: r.get(18)?,
+            cost_usd: r.get(19)?,
+        },
         created_at: r.get(20)?,
         thumb: None,
         rating: None,

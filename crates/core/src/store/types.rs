@@ -88,23 +88,38 @@ pub struct NewRun {
     pub config: Value,
 }
 
-/// One target's answer to one input. Everything but `run_id`, `target_id` and `input` is
-/// optional: a classifier has `label` + `scores`, a generator `output`, a failure `error`.
+/// What a target answered and what it took: a classifier fills `label` + `scores`, a generator
+/// `output`, a failure `error`; all of it optional.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Answer {
+    pub output: Option<String>,
+    pub label: Option<String>,
+    pub scores: Option<Value>,
+    pub error: Option<String>,
+    pub latency_ms: Option<f64>,
+    /// Time to first token, for streamed answers.
+    pub ttft_ms: Option<f64>,
+    pub tokens_in: Option<i64>,
+    pub tokens_out: Option<i64>,
+    pub cost_usd: Option<f64>,
+}
+
+impl Answer {
+    /// The answer as text: the output, or for a classifier its label.
+    pub fn text(&self) -> Option<&str> {
+        self.output.as_deref().or(self.label.as_deref())
+    }
+}
+
+/// One target's answer to one input, to record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct NewResult {
     pub run_id: Id,
     pub case_id: Option<Id>,
     pub target_id: Id,
     pub input: String,
-    pub output: Option<String>,
-    pub label: Option<String>,
-    pub scores: Option<Value>,
-    pub error: Option<String>,
-    pub latency_ms: Option<f64>,
-    pub ttft_ms: Option<f64>,
-    pub tokens_in: Option<i64>,
-    pub tokens_out: Option<i64>,
-    pub cost_usd: Option<f64>,
+    #[serde(flatten)]
+    pub answer: Answer,
     pub cache_key: Option<String>,
     /// Execution provider, threads, quantisation, parameters: whatever traces the figure back.
     pub meta: Option<Value>,

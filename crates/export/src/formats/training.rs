@@ -44,9 +44,9 @@ impl Chat {
 
 impl RowSink for Chat {
     fn write(&mut self, row: &ExportRow, _split: &str) -> Result<bool> {
-        let answer = match (&row.correction_text, &row.output) {
+        let answer = match (&row.correction_text, &row.answer.output) {
             (Some(correction), _) => correction.value.clone(),
-            (None, Some(output)) if row.error.is_none() && !judged_bad(row) => output.clone(),
+            (None, Some(output)) if row.answer.error.is_none() && !judged_bad(row) => output.clone(),
             _ => return Ok(false),
         };
         let mut messages = Vec::new();
@@ -77,7 +77,7 @@ impl Kto {
 
 impl RowSink for Kto {
     fn write(&mut self, row: &ExportRow, _split: &str) -> Result<bool> {
-        let (Some(thumb), Some(output)) = (&row.thumb, &row.output) else { return Ok(false) };
+        let (Some(thumb), Some(output)) = (&row.thumb, &row.answer.output) else { return Ok(false) };
         let value = json!({
             "prompt": row.input,
             "completion": output,
