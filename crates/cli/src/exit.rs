@@ -20,7 +20,8 @@ use benchtop_export::ExportError;
 use crate::input::InputError;
 
 pub fn code_for(err: &anyhow::Error) -> ExitCode {
-    if err.chain().any(|e| e.is::<InputError>()) {
+    // Input errors arrive as errors or as context on one (`with_context(|| InputError::…)`).
+    if err.downcast_ref::<InputError>().is_some() || err.chain().any(|e| e.is::<InputError>()) {
         return ExitCode::from(3);
     }
     let store_error = err.chain().find_map(|e| {

@@ -23,10 +23,12 @@ pub struct InputArgs {
 pub enum InputError {
     #[error("no input: give texts as arguments, a file with --file FILE, or pipe lines on stdin")]
     NoInput,
-    #[error("cannot open {}: {source}", path.display())]
+    #[error("cannot open {}", path.display())]
     Open { path: PathBuf, source: std::io::Error },
-    #[error("reading line {line} failed: {source}")]
+    #[error("reading line {line} failed")]
     Read { line: usize, source: std::io::Error },
+    #[error("cannot import {}", path.display())]
+    BadFile { path: PathBuf },
     #[error("line {line} is not valid UTF-8 (byte {offset}); convert the file to UTF-8 and try again")]
     NotUtf8 { line: usize, offset: usize },
     #[error("line {line} is longer than {} MiB; split it, or check that this is the file you meant", MAX_TEXT_BYTES >> 20)]

@@ -88,6 +88,24 @@ fn import_reports_bad_rows_and_strict_imports_nothing() {
 }
 
 #[test]
+fn unreadable_import_files_are_bad_input_said_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let missing = tmp.path().join("missing.csv");
+    let out = benchtop(&data, &["import", missing.to_str().expect("utf8"), "--set", "x"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("cannot import") && err.contains("missing.csv"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "the cause is said once: {err}");
+
+    let corrupt = tmp.path().join("cases.parquet");
+    std::fs::write(&corrupt, b"PAR1 not really").expect("write");
+    let out = benchtop(&data, &["import", corrupt.to_str().expect("utf8"), "--set", "x"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a readable Parquet file"));
+}
+
+#[test]
 fn a_newer_or_foreign_log_is_refused_with_exit_7() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");

@@ -5,28 +5,28 @@ pub enum ExportError {
     #[error(transparent)]
     Store(#[from] benchtop_core::store::StoreError),
 
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}", path.display())]
     Write { path: PathBuf, source: std::io::Error },
 
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
 
     #[error("{0}")]
     Invalid(String),
 
-    #[error("Parquet: {0}")]
+    #[error("not a readable Parquet file")]
     Parquet(#[from] parquet::errors::ParquetError),
 
-    #[error("Arrow: {0}")]
+    #[error("Arrow")]
     Arrow(#[from] arrow_schema::ArrowError),
 
-    #[error("CSV: {0}")]
+    #[error("CSV")]
     Csv(#[from] csv::Error),
 
-    #[error("JSON: {0}")]
+    #[error("JSON")]
     Json(#[from] serde_json::Error),
 
-    #[error("YAML: {0}")]
+    #[error("YAML")]
     Yaml(#[from] serde_norway::Error),
 }
 

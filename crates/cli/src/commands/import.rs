@@ -43,7 +43,8 @@ pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
         _ => ImportFormat::Parquet,
     });
     let map = ColumnMap { vars: args.vars.clone(), expected: args.expected.clone(), tags: args.tags.clone() };
-    let report = import_file(&args.file, format, &map).with_context(|| format!("importing {}", args.file.display()))?;
+    let report =
+        import_file(&args.file, format, &map).with_context(|| InputError::BadFile { path: args.file.clone() })?;
     for rejected in report.rejected.iter().take(20) {
         eprintln!("{}:{}: {}", args.file.display(), rejected.line, rejected.reason);
     }

@@ -43,7 +43,7 @@ pub fn migrate_to(conn: &mut Connection, path: &Path, target: u32) -> Result<(),
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().take(target as usize).skip(found as usize) {
         let version = index as u32 + 1;
-        let fail = |source| StoreError::Migration { path: path.to_path_buf(), version, backup: backup.clone(), source };
+        let fail = |cause| StoreError::Migration { path: path.to_path_buf(), version, backup: backup.clone(), cause };
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
         tx.execute_batch(sql).map_err(fail)?;
         tx.pragma_update(None, "user_version", version).map_err(fail)?;

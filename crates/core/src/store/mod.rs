@@ -86,10 +86,10 @@ impl Store {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
                 path: path.to_path_buf(),
-                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+                cause: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
             })?;
         }
-        let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
+        let open_err = |source| StoreError::Open { path: path.to_path_buf(), cause: source };
         let mut conn = Connection::open(path).map_err(open_err)?;
         // Refuse a newer or foreign database before changing anything about it (even WAL mode).
         let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(open_err)?;
@@ -100,7 +100,7 @@ impl Store {
         migrate::migrate(&mut conn, path)?;
         let writer = Writer::spawn(conn).map_err(|e| StoreError::Open {
             path: path.to_path_buf(),
-            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            cause: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
         })?;
         Ok(Store { path: path.to_path_buf(), writer, readers: Mutex::new(Vec::new()) })
     }
