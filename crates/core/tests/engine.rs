@@ -61,6 +61,8 @@ fn a_model_is_loaded_once_and_shared_across_threads() {
     let engine = Arc::new(engine_with(Default::default()));
     let first = engine.model("support-triage").expect("loads");
     assert!(Arc::ptr_eq(&first, &engine.model("support-triage").expect("loads")));
+    let by_path = engine.model(first.folder().dir.to_str().expect("utf8 path")).expect("loads by path");
+    assert!(Arc::ptr_eq(&first, &by_path), "a path to the same folder shares the loaded model");
     let texts = ["refund my money", "the page is blank", "add a dark mode please", "are you hiring?"];
     let sequential: Vec<String> =
         texts.iter().map(|t| first.classify(&[t]).expect("ok").remove(0).top().label.clone()).collect();

@@ -66,14 +66,6 @@ pub(crate) const COLUMNS: [(&str, Kind); WIDTH] = [
     ("created_at", Kind::TimeMs),
 ];
 
-fn source(s: LabelSource) -> &'static str {
-    match s {
-        LabelSource::Human => "human",
-        LabelSource::Assertion => "assertion",
-        LabelSource::Judge => "judge",
-    }
-}
-
 /// The cells of `row`, in [`COLUMNS`] order.
 pub(crate) fn cells<'a>(row: &'a ExportRow, split: &'a str) -> [Cell<'a>; WIDTH] {
     let correction = row.correction_text.as_ref().map(|c| c.source).or(row.correction_label.as_ref().map(|c| c.source));
@@ -98,12 +90,12 @@ pub(crate) fn cells<'a>(row: &'a ExportRow, split: &'a str) -> [Cell<'a>; WIDTH]
         Cell::Int(row.answer.tokens_out),
         Cell::Float(row.answer.cost_usd),
         Cell::Bool(row.thumb.as_ref().map(|t| t.value)),
-        Cell::Text(row.thumb.as_ref().map(|t| source(t.source))),
+        Cell::Text(row.thumb.as_ref().map(|t| t.source.as_str())),
         Cell::Int(row.rating.as_ref().map(|r| i64::from(r.value))),
-        Cell::Text(row.rating.as_ref().map(|r| source(r.source))),
+        Cell::Text(row.rating.as_ref().map(|r| r.source.as_str())),
         Cell::Text(row.correction_text.as_ref().map(|c| c.value.as_str())),
         Cell::Text(row.correction_label.as_ref().map(|c| c.value.as_str())),
-        Cell::Text(correction.map(source)),
+        Cell::Text(correction.map(LabelSource::as_str)),
         Cell::List(&row.tags),
         Cell::List(&row.case_tags),
         Cell::Text(row.note.as_deref()),

@@ -48,16 +48,13 @@ pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
             Ok(f) => {
                 let details = match &f.task {
                     Task::Embedding { pooling, normalize, dimensions } => format!(
-                        "{}{:?} pooling{}",
+                        "{}{} pooling{}",
                         dimensions.map(|d| format!("{d}-d, ")).unwrap_or_default(),
-                        pooling,
+                        pooling.name(),
                         if *normalize { ", normalised" } else { "" }
-                    )
-                    .to_lowercase(),
+                    ),
                     Task::Classification { labels, activation } => {
-                        format!("{} labels ({:?}): {}", labels.len(), activation, labels.join(", "))
-                            .replace("Softmax", "softmax")
-                            .replace("Sigmoid", "sigmoid")
+                        format!("{} labels ({}): {}", labels.len(), activation.name(), labels.join(", "))
                     }
                     Task::Generation => "text generation (not runnable yet)".into(),
                 };

@@ -29,6 +29,15 @@ pub enum Pooling {
     Cls,
 }
 
+impl Pooling {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pooling::Mean => "mean",
+            Pooling::Cls => "cls",
+        }
+    }
+}
+
 /// How logits become scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -37,6 +46,15 @@ pub enum Activation {
     Softmax,
     /// Any number of labels per input; each score is independent.
     Sigmoid,
+}
+
+impl Activation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Softmax => "softmax",
+            Activation::Sigmoid => "sigmoid",
+        }
+    }
 }
 
 /// What a model does.

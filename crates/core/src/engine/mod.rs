@@ -18,7 +18,6 @@ mod runtime;
 mod tokenize;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 pub use catalog::{Catalog, CatalogEntry};
@@ -48,7 +47,8 @@ pub struct Engine {
     runtime: Runtime,
     catalog: Catalog,
     options: EngineOptions,
-    loaded: Mutex<HashMap<PathBuf, Arc<Model>>>,
+    /// Loaded models by the name or path they were asked for.
+    loaded: Mutex<HashMap<String, Arc<Model>>>,
 }
 
 impl Engine {
@@ -64,20 +64,26 @@ impl Engine {
         &self.runtime
     }
 
-    /// The model with this name (or at this folder path), loading it on first use.
+    /// The model with this name (or at this folder path), loading it on first use. A name asked
+    /// for before is answered from memory, without touching the folder again (this is on every
+    /// request's path).
     pub fn model(&self, name_or_path: &str) -> Result<Arc<Model>> {
-        let folder = self.catalog.find(name_or_path)?;
-        let key = folder.dir.clone();
-        if let Some(model) = self.lock_loaded().get(&key) {
+        if let Some(model) = self.lock_loaded().get(name_or_path) {
             return Ok(Arc::clone(model));
         }
-        // Loading takes a while; do it without holding the lock. Two racing loads of the same
-        // model both succeed and the first one stored wins.
-        let model = Arc::new(Model::load(&self.runtime, folder, &self.options)?);
-        Ok(Arc::clone(self.lock_loaded().entry(key).or_insert(model)))
+        let folder = self.catalog.find(name_or_path)?;
+        // The same folder asked for by another name (a path, say) shares the loaded model.
+        let shared = self.lock_loaded().values().find(|m| m.folder().dir == folder.dir).cloned();
+        let model = match shared {
+            Some(model) => model,
+            // Loading takes a while; do it without holding the lock. Two racing loads of the
+            // same model both succeed and the first one stored wins.
+            None => Arc::new(Model::load(&self.runtime, folder, &self.options)?),
+        };
+        Ok(Arc::clone(self.lock_loaded().entry(name_or_path.to_string()).or_insert(model)))
     }
 
-    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Arc<Model>>> {
+    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Model>>> {
         // A panic while holding this lock cannot leave the map half-written (inserts are atomic).
         self.loaded.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }

@@ -176,7 +176,7 @@ impl Store {
                     rejected,
                     chosen_target,
                     rejected_target,
-                    source: serde_json::from_value(Value::String(source))?,
+                    source: super::stored_source(&source)?,
                     annotator: r.get(3)?,
                     blind: r.get::<_, Option<bool>>(4)?.unwrap_or(false),
                     created_at: r.get(5)?,
@@ -229,7 +229,7 @@ fn next_event(rows: &mut rusqlite::Rows<'_>) -> Result<Option<(Id, Event)>> {
         Event {
             id: r.get(1)?,
             feedback: serde_json::from_str(&value)?,
-            source: serde_json::from_value(Value::String(source))?,
+            source: super::stored_source(&source)?,
             annotator: r.get(4)?,
         },
     )))

@@ -538,7 +538,7 @@ fn insert_feedback(conn: &Connection, event: &NewFeedback) -> Result<Id> {
         other,
         event.feedback.kind(),
         serde_json::to_string(&event.feedback)?,
-        enum_str(&event.source)?,
+        event.source.as_str(),
         event.annotator,
         blind,
         shown_left,
@@ -559,10 +559,16 @@ fn feedback_events(conn: &Connection, sql: &str, result_id: Id) -> Result<Vec<Fe
             id: r.get(0)?,
             result_id: r.get(1)?,
             feedback: serde_json::from_str(&value)?,
-            source: serde_json::from_value(Value::String(source))?,
+            source: stored_source(&source)?,
             annotator: r.get(4)?,
             created_at: r.get(5)?,
         });
     }
     Ok(events)
+}
+
+/// A label source read back from the log.
+pub(crate) fn stored_source(name: &str) -> Result<LabelSource> {
+    LabelSource::from_name(name)
+        .ok_or_else(|| StoreError::Invalid { what: "label source", reason: format!("unknown source `{name}`") })
 }

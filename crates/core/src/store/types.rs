@@ -135,6 +135,22 @@ pub enum LabelSource {
     Judge,
 }
 
+impl LabelSource {
+    /// The name stored in the log and written to exports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabelSource::Human => "human",
+            LabelSource::Assertion => "assertion",
+            LabelSource::Judge => "judge",
+        }
+    }
+
+    /// The source a stored name stands for (the log's CHECK constraint admits no other names).
+    pub fn from_name(name: &str) -> Option<LabelSource> {
+        [LabelSource::Human, LabelSource::Assertion, LabelSource::Judge].into_iter().find(|s| s.as_str() == name)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Choice {

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use benchtop_core::store::{ExportRow, LabelSource, PreferencePair};
+use benchtop_core::store::{ExportRow, PreferencePair};
 use serde_json::{json, Value};
 
 use super::{close, create, Digest, Out, PairSink, RowSink};
@@ -13,14 +13,6 @@ use crate::{ExportError, Result};
 fn line(out: &mut Out, path: &Path, value: &Value) -> Result<()> {
     serde_json::to_writer(&mut *out, value)?;
     out.write_all(b"\n").map_err(|e| ExportError::write(path, e))
-}
-
-fn source_name(s: LabelSource) -> &'static str {
-    match s {
-        LabelSource::Human => "human",
-        LabelSource::Assertion => "assertion",
-        LabelSource::Judge => "judge",
-    }
 }
 
 /// Whether a person, a judge or an assertion said this output is bad.
@@ -82,7 +74,7 @@ impl RowSink for Kto {
             "prompt": row.input,
             "completion": output,
             "label": thumb.value,
-            "source": source_name(thumb.source),
+            "source": thumb.source.as_str(),
             "annotator": thumb.annotator,
             "target": row.target,
         });
@@ -180,7 +172,7 @@ impl PairSink for Dpo {
                 "prompt": pair.input,
                 "chosen": pair.chosen,
                 "rejected": pair.rejected,
-                "source": source_name(pair.source),
+                "source": pair.source.as_str(),
                 "annotator": pair.annotator,
                 "blind": pair.blind,
                 "chosen_target": pair.chosen_target,
