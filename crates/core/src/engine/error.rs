@@ -61,6 +61,25 @@ pub enum EngineError {
 
     #[error("inference failed in `{model}`: {reason}")]
     Inference { model: String, reason: String },
+
+    #[error(
+        "model `{model}` has no chat template (tokenizer_config.json has no `chat_template`).\n\
+         Fix: send the prompt as plain text (`--raw` on the command line), or add the template \
+         the model was trained with to its tokenizer_config.json."
+    )]
+    NoChatTemplate { model: String },
+
+    #[error("the chat template of `{model}` failed: {reason}")]
+    ChatTemplate { model: String, reason: String },
+
+    #[error(
+        "the prompt is {tokens} tokens, but `{model}` has a context of {context} tokens \
+         (prompt and answer together).\nFix: shorten the prompt (or the conversation) to leave room for the answer."
+    )]
+    PromptTooLong { model: String, tokens: usize, context: usize },
+
+    #[error("invalid generation settings: {0}")]
+    InvalidParams(String),
 }
 
 /// A closed set of error classes the faces map to exit codes and HTTP statuses, in one place each.
@@ -88,7 +107,12 @@ impl EngineError {
             EngineError::InvalidModel { .. } | EngineError::ModelLoad { .. } | EngineError::TokenizerLoad { .. } => {
                 ErrorKind::InvalidModel
             }
-            EngineError::WrongTask { .. } | EngineError::Tokenize { .. } => ErrorKind::Input,
+            EngineError::WrongTask { .. }
+            | EngineError::Tokenize { .. }
+            | EngineError::NoChatTemplate { .. }
+            | EngineError::ChatTemplate { .. }
+            | EngineError::PromptTooLong { .. }
+            | EngineError::InvalidParams(_) => ErrorKind::Input,
             EngineError::Inference { .. } => ErrorKind::Inference,
         }
     }

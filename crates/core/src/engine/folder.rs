@@ -70,7 +70,7 @@ pub enum Task {
         labels: Vec<String>,
         activation: Activation,
     },
-    /// Decoder-only text generation: recognised, not yet runnable by this engine.
+    /// Decoder-only text generation (see [`crate::engine::generate`]).
     Generation,
 }
 

@@ -12,6 +12,7 @@
 mod catalog;
 mod error;
 mod folder;
+pub mod generate;
 mod model;
 mod postprocess;
 mod runtime;
@@ -23,6 +24,7 @@ use std::sync::{Arc, Mutex};
 pub use catalog::{Catalog, CatalogEntry};
 pub use error::{EngineError, ErrorKind};
 pub use folder::{Activation, ModelFolder, Pooling, Task};
+pub use generate::{FinishReason, GenerateParams, Generation, Generator, Message, Prompt, Role, Usage};
 pub use model::{Classification, Embedding, LabelScore, Model};
 pub use runtime::{locate_library, Runtime, RuntimeOptions, RUNTIME_VERSION};
 pub use tokenize::EncodedBatch;
@@ -49,11 +51,13 @@ pub struct Engine {
     options: EngineOptions,
     /// Loaded models by the name or path they were asked for.
     loaded: Mutex<HashMap<String, Arc<Model>>>,
+    /// Loaded generation models, likewise.
+    generators: Mutex<HashMap<String, Arc<Generator>>>,
 }
 
 impl Engine {
     pub fn new(runtime: Runtime, catalog: Catalog, options: EngineOptions) -> Engine {
-        Engine { runtime, catalog, options, loaded: Mutex::new(HashMap::new()) }
+        Engine { runtime, catalog, options, loaded: Mutex::new(HashMap::new()), generators: Mutex::new(HashMap::new()) }
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -81,6 +85,21 @@ impl Engine {
             None => Arc::new(Model::load(&self.runtime, folder, &self.options)?),
         };
         Ok(Arc::clone(self.lock_loaded().entry(name_or_path.to_string()).or_insert(model)))
+    }
+
+    /// The generation model with this name (or at this folder path), loading it on first use.
+    pub fn generator(&self, name_or_path: &str) -> Result<Arc<Generator>> {
+        let lock = || self.generators.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(generator) = lock().get(name_or_path) {
+            return Ok(Arc::clone(generator));
+        }
+        let folder = self.catalog.find(name_or_path)?;
+        let shared = lock().values().find(|g| g.folder().dir == folder.dir).cloned();
+        let generator = match shared {
+            Some(generator) => generator,
+            None => Arc::new(Generator::load(&self.runtime, folder)?),
+        };
+        Ok(Arc::clone(lock().entry(name_or_path.to_string()).or_insert(generator)))
     }
 
     fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Model>>> {

@@ -71,7 +71,7 @@ impl Model {
         if folder.task == Task::Generation {
             return Err(EngineError::invalid(
                 &folder.dir,
-                "it is a text-generation model; this engine runs embedding and classification models",
+                "it is a text-generation model; use it with `generate` (embed and predict take embedding and classification models)",
             ));
         }
         let encoder = TextEncoder::load(&folder)?;
