@@ -167,11 +167,11 @@ fn catalog_lists_valid_and_invalid_folders_and_names_what_exists() {
     let catalog = Catalog::new(vec![tmp.path().to_path_buf(), repo().join("models/fixtures")]);
     let entries = catalog.list();
     let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(names, ["broken", "tiny-cls-embed", "tiny-multilabel"]);
+    assert_eq!(names, ["broken", "tiny-cls-embed", "tiny-gpt2", "tiny-multilabel", "tiny-qwen2"]);
     assert!(entries[0].folder.is_err() && entries[1].folder.is_ok());
     let err = catalog.find("nope").expect_err("unknown");
     assert_eq!(err.kind(), ErrorKind::ModelNotFound);
-    assert!(err.to_string().contains("available: broken, tiny-cls-embed, tiny-multilabel"), "{err}");
+    assert!(err.to_string().contains("available: broken, tiny-cls-embed, tiny-gpt2, tiny-multilabel, tiny-qwen2"), "{err}");
     // A name in an earlier directory shadows the same name later on.
     let (_shadow, dir) = scratch_copy("tiny-multilabel");
     let catalog = Catalog::new(vec![dir.parent().expect("parent").to_path_buf(), repo().join("models/fixtures")]);
