@@ -2,12 +2,15 @@
 //!
 //! - [`engine`]: local ONNX inference — finding ONNX Runtime, reading model folders, tokenising,
 //!   batching, pooling and scoring.
+//! - [`models`]: validating, adding, removing and downloading model folders.
 //! - [`store`]: the feedback log — test sets, runs, results, feedback — in SQLite.
 //! - [`dirs`]: where Benchtop keeps its cache (runtime library, default models) and data.
 //!
 //! Everything here is synchronous and may block on inference: async callers run it on blocking
-//! threads (`tokio::task::spawn_blocking`), never on the executor.
+//! threads (`tokio::task::spawn_blocking`), never on the executor. The one exception is network
+//! I/O ([`models::hub`]), which is async.
 
 pub mod dirs;
 pub mod engine;
+pub mod models;
 pub mod store;

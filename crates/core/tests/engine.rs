@@ -171,7 +171,10 @@ fn catalog_lists_valid_and_invalid_folders_and_names_what_exists() {
     assert!(entries[0].folder.is_err() && entries[1].folder.is_ok());
     let err = catalog.find("nope").expect_err("unknown");
     assert_eq!(err.kind(), ErrorKind::ModelNotFound);
-    assert!(err.to_string().contains("available: broken, tiny-cls-embed, tiny-gpt2, tiny-multilabel, tiny-qwen2"), "{err}");
+    assert!(
+        err.to_string().contains("available: broken, tiny-cls-embed, tiny-gpt2, tiny-multilabel, tiny-qwen2"),
+        "{err}"
+    );
     // A name in an earlier directory shadows the same name later on.
     let (_shadow, dir) = scratch_copy("tiny-multilabel");
     let catalog = Catalog::new(vec![dir.parent().expect("parent").to_path_buf(), repo().join("models/fixtures")]);

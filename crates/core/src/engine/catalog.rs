@@ -72,6 +72,9 @@ impl Catalog {
     }
 }
 
+/// Hidden folders are skipped: they are half-built (`.add-…`, `.download-…`) or half-deleted.
 fn looks_like_model(path: &Path) -> bool {
-    path.is_dir() && (path.join(super::folder::MODEL_FILE).is_file() || path.join(super::folder::CONFIG_FILE).is_file())
+    !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        && path.is_dir()
+        && (path.join(super::folder::MODEL_FILE).is_file() || path.join(super::folder::CONFIG_FILE).is_file())
 }

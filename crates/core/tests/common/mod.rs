@@ -1,6 +1,8 @@
 //! Shared by the engine tests: the real ONNX Runtime and models the test command sets up.
 #![allow(dead_code)]
 
+pub mod hub;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

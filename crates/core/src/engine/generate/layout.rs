@@ -26,6 +26,15 @@ impl KvType {
     }
 }
 
+impl std::fmt::Display for KvType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KvType::F32 => "fp32",
+            KvType::F16 => "fp16",
+        })
+    }
+}
+
 /// The decoder's interface.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Layout {

@@ -194,6 +194,13 @@ impl Generator {
         &self.folder
     }
 
+    /// Run `f` on the model's own ONNX Runtime session, for benchmarks that compare the loop with
+    /// raw `session.run` calls and for listing the graph's inputs and outputs. Not for general use:
+    /// it bypasses the generation loop.
+    pub fn with_session<T>(&self, f: impl FnOnce(&mut Session) -> T) -> T {
+        f(&mut self.session.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     pub fn name(&self) -> &str {
         &self.folder.name
     }
