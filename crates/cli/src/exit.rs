@@ -10,12 +10,18 @@
 //! | 5 | ONNX Runtime missing, the wrong version, or failed to start |
 //! | 6 | the model failed while running |
 //! | 7 | the feedback log cannot be used (newer version, not Benchtop's, cannot be opened) |
+//! | 8 | a download failed (hub unreachable, not authorised, server error, corrupted or cut off) |
+//! | 130 | cancelled with Ctrl-C |
 
 use std::process::ExitCode;
 
 use benchtop_core::engine::{EngineError, ErrorKind};
+use benchtop_core::models::hub::HubError;
+use benchtop_core::models::ManageError;
 use benchtop_core::store::StoreError;
 use benchtop_export::ExportError;
+
+use crate::commands::generate::Cancelled;
 
 use crate::input::InputError;
 
@@ -43,11 +49,47 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
     if err.chain().any(|e| matches!(e.downcast_ref::<ExportError>(), Some(ExportError::Invalid(_)))) {
         return ExitCode::from(3);
     }
-    match err.chain().find_map(|e| e.downcast_ref::<EngineError>()).map(EngineError::kind) {
-        Some(ErrorKind::Input) => ExitCode::from(3),
-        Some(ErrorKind::ModelNotFound | ErrorKind::InvalidModel) => ExitCode::from(4),
-        Some(ErrorKind::Runtime) => ExitCode::from(5),
-        Some(ErrorKind::Inference) => ExitCode::from(6),
+    if err.chain().any(|e| e.is::<Cancelled>()) {
+        return ExitCode::from(130);
+    }
+    let manage = err.chain().find_map(|e| {
+        e.downcast_ref::<ManageError>().or_else(|| match e.downcast_ref::<HubError>() {
+            Some(HubError::Name(inner)) => Some(inner),
+            _ => None,
+        })
+    });
+    match manage {
+        Some(ManageError::BadName { .. } | ManageError::Exists { .. }) => return ExitCode::from(3),
+        Some(ManageError::NotAdded { .. }) => return ExitCode::from(4),
+        Some(ManageError::Io { .. }) => return ExitCode::from(1),
+        // `ManageError::Engine` is transparent: the engine error is inside it, not in the chain.
+        Some(ManageError::Engine(e)) => return engine_code(e.kind()),
+        None => {}
+    }
+    if let Some(hub) = err.chain().find_map(|e| e.downcast_ref::<HubError>()) {
+        return match hub {
+            HubError::BadRepo(_) | HubError::BadEndpoint(..) | HubError::Exists { .. } => ExitCode::from(3),
+            HubError::NotFound { .. } | HubError::Unsuitable { .. } => ExitCode::from(4),
+            HubError::Io { .. } => ExitCode::from(1),
+            HubError::Name(_) => ExitCode::from(3),
+            HubError::Unreachable { .. }
+            | HubError::Unauthorized { .. }
+            | HubError::Server { .. }
+            | HubError::Corrupt { .. }
+            | HubError::Interrupted { .. } => ExitCode::from(8),
+        };
+    }
+    match err.chain().find_map(|e| e.downcast_ref::<EngineError>()) {
+        Some(e) => engine_code(e.kind()),
         None => ExitCode::from(1),
+    }
+}
+
+fn engine_code(kind: ErrorKind) -> ExitCode {
+    match kind {
+        ErrorKind::Input => ExitCode::from(3),
+        ErrorKind::ModelNotFound | ErrorKind::InvalidModel => ExitCode::from(4),
+        ErrorKind::Runtime => ExitCode::from(5),
+        ErrorKind::Inference => ExitCode::from(6),
     }
 }

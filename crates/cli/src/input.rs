@@ -23,6 +23,8 @@ pub struct InputArgs {
 pub enum InputError {
     #[error("no input: give texts as arguments, a file with --file FILE, or pipe lines on stdin")]
     NoInput,
+    #[error("no prompt: give it as an argument, or pipe it on stdin")]
+    NoPrompt,
     #[error("cannot open {}", path.display())]
     Open { path: PathBuf, source: std::io::Error },
     #[error("reading line {line} failed")]

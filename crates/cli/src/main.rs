@@ -20,7 +20,8 @@ use benchtop_core::store::{Store, StoreError};
 #[derive(Debug, Parser)]
 #[command(name = "benchtop", version, propagate_version = true, max_term_width = 100)]
 #[command(after_help = "Exit codes: 0 ok · 1 other failure · 2 usage · 3 bad input · 4 model not found or broken · \
-5 ONNX Runtime missing or too old · 6 inference failed · 7 feedback log unusable")]
+5 ONNX Runtime missing or too old · 6 inference failed · 7 feedback log unusable · 8 download failed · \
+130 cancelled (Ctrl-C)")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -55,6 +56,8 @@ enum Command {
     Embed(commands::embed::Args),
     /// Classify texts with a local classification model
     Predict(commands::predict::Args),
+    /// Generate text with a local generation model, streamed as it is written
+    Generate(commands::generate::Args),
     /// Import a test set from CSV, JSONL or Parquet
     Import(commands::import::Args),
     /// List test sets, or show one's cases
@@ -95,12 +98,25 @@ impl GlobalArgs {
     /// Start ONNX Runtime and load the model `name_or_path` (the one thing embed and predict
     /// need from the engine).
     pub fn load_model(&self, name_or_path: &str, max_batch: usize) -> Result<Arc<Model>, EngineError> {
+        self.engine_with(EngineOptions { max_batch })?.model(name_or_path)
+    }
+
+    /// Start ONNX Runtime and make an engine over the catalog.
+    pub fn engine(&self) -> Result<Engine, EngineError> {
+        self.engine_with(EngineOptions::default())
+    }
+
+    fn engine_with(&self, options: EngineOptions) -> Result<Engine, EngineError> {
+        Ok(Engine::new(self.runtime()?, self.catalog(), options))
+    }
+
+    /// ONNX Runtime, with `--threads`.
+    pub fn runtime(&self) -> Result<Runtime, EngineError> {
         let mut options = RuntimeOptions::default();
         if let Some(threads) = self.threads {
             options.intra_threads = threads.max(1);
         }
-        let runtime = Runtime::locate_and_load(self.ort_lib.as_deref(), &self.dirs(), &options)?;
-        Engine::new(runtime, self.catalog(), EngineOptions { max_batch }).model(name_or_path)
+        Runtime::locate_and_load(self.ort_lib.as_deref(), &self.dirs(), &options)
     }
 }
 
@@ -122,6 +138,7 @@ fn main() -> ExitCode {
         Command::Models(args) => commands::models::run(args, &cli.global),
         Command::Embed(args) => commands::embed::run(args, &cli.global),
         Command::Predict(args) => commands::predict::run(args, &cli.global),
+        Command::Generate(args) => commands::generate::run(args, &cli.global),
         Command::Import(args) => commands::import::run(args, &cli.global),
         Command::Sets(args) => commands::sets::run(args, &cli.global),
         Command::Export(args) => commands::export::run(args, &cli.global),

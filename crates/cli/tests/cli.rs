@@ -218,13 +218,22 @@ fn a_missing_or_wrong_runtime_exits_5_with_the_fix() {
 
 #[test]
 fn every_command_has_help() {
-    for args in [&["--help"][..], &["models", "--help"], &["embed", "--help"], &["predict", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["models", "--help"],
+        &["embed", "--help"],
+        &["predict", "--help"],
+        &["generate", "--help"],
+        &["models", "download", "--help"],
+    ] {
         let out = run(args);
         assert!(out.status.success());
         assert!(stdout(&out).contains("Usage: benchtop"));
     }
     insta::assert_snapshot!("help", stdout(&run(&["--help"])));
     insta::assert_snapshot!("predict_help", stdout(&run(&["predict", "--help"])));
+    insta::assert_snapshot!("generate_help", stdout(&run(&["generate", "--help"])));
+    insta::assert_snapshot!("models_help", stdout(&run(&["models", "--help"])));
     let out = run(&["predict", "--frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
 }

@@ -4,8 +4,10 @@
 pub mod embed;
 pub mod export;
 pub mod feedback;
+pub mod generate;
 pub mod history;
 pub mod import;
+pub mod manage;
 pub mod models;
 pub mod predict;
 pub mod report;

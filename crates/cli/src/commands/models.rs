@@ -3,23 +3,34 @@ use std::io::Write;
 use serde_json::json;
 
 use benchtop_core::engine::{locate_library, Task};
+use benchtop_core::models::human_bytes;
 
 use crate::GlobalArgs;
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    action: Option<super::manage::Action>,
     /// Print JSON (for scripts)
     #[arg(long)]
     json: bool,
 }
 
-/// Lists models without loading them (no ONNX Runtime needed), then says where the runtime is.
 pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
+    match &args.action {
+        Some(action) => super::manage::run(action, global),
+        None => list(args.json, global),
+    }
+}
+
+/// Lists models without loading them (no ONNX Runtime needed), then says where the runtime is.
+fn list(json: bool, global: &GlobalArgs) -> anyhow::Result<()> {
     let catalog = global.catalog();
     let entries = catalog.list();
     let runtime = locate_library(global.ort_lib.as_deref(), &global.dirs());
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if json {
         let models: Vec<_> = entries
             .iter()
             .map(|e| match &e.folder {
@@ -56,9 +67,9 @@ pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
                     Task::Classification { labels, activation } => {
                         format!("{} labels ({}): {}", labels.len(), activation.name(), labels.join(", "))
                     }
-                    Task::Generation => "text generation (not runnable yet)".into(),
+                    Task::Generation => "text generation (`benchtop generate`)".into(),
                 };
-                writeln!(out, "{:<20} {:<15} {:>9}  {}", e.name, f.task.name(), human_size(f.size_bytes), details)?;
+                writeln!(out, "{:<20} {:<15} {:>9}  {}", e.name, f.task.name(), human_bytes(f.size_bytes), details)?;
                 writeln!(out, "{:<20} {}", "", e.dir.display())?;
             }
             Err(err) => writeln!(out, "{:<20} {:<15} {:>9}  {}", e.name, "invalid", "", err)?,
@@ -75,12 +86,4 @@ pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
         Err(err) => writeln!(out, "ONNX Runtime: not found. {err}")?,
     }
     Ok(())
-}
-
-fn human_size(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
-        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
-        b => format!("{:.0} KiB", b as f64 / 1024.0),
-    }
 }
