@@ -112,7 +112,7 @@ fn raw_decode(generator: &Generator, prompt: &[u32], tokens: &[u32]) -> Vec<Dura
     let mut past: Vec<DynValue> = Vec::new();
     let mut times = Vec::with_capacity(tokens.len());
     generator.with_session(|session| {
-        for step in 0..tokens.len() {
+        for (step, &token) in tokens.iter().enumerate() {
             let (start, prefill) = if step == 0 { (0, true) } else { (ids.len() - 1, false) };
             let seq = ids.len() - start;
             let positions: Vec<i64> = (start as i64..ids.len() as i64).collect();
@@ -153,7 +153,7 @@ fn raw_decode(generator: &Generator, prompt: &[u32], tokens: &[u32]) -> Vec<Dura
                 past.push(outputs.remove(name).expect("present"));
             }
             drop(outputs);
-            ids.push(i64::from(tokens[step]));
+            ids.push(i64::from(token));
         }
     });
     times
