@@ -262,7 +262,7 @@ impl Hub {
 
     fn unreachable(&self, err: &reqwest::Error) -> HubError {
         // reqwest's message names the URL, which holds no secret; the token is only in a header.
-        HubError::Unreachable { endpoint: self.endpoint(), reason: error_chain(err) }
+        HubError::Unreachable { endpoint: self.endpoint(), reason: crate::util::error_chain(err) }
     }
 
     /// Resolve `revision` to a commit and choose the files to fetch. `file` picks the ONNX graph
@@ -286,7 +286,7 @@ impl Hub {
         let info: RepoInfo = response.json().await.map_err(|e| HubError::Server {
             endpoint: self.endpoint(),
             status: 200,
-            what: format!("the repository listing (not the expected JSON: {})", error_chain(&e)),
+            what: format!("the repository listing (not the expected JSON: {})", crate::util::error_chain(&e)),
         })?;
         let commit = info
             .sha
@@ -423,7 +423,11 @@ impl Hub {
                 Ok(chunk) => chunk,
                 Err(e) => {
                     let _ = out.flush().await;
-                    return Err(HubError::Interrupted { file: file.local.clone(), received, reason: error_chain(&e) });
+                    return Err(HubError::Interrupted {
+                        file: file.local.clone(),
+                        received,
+                        reason: crate::util::error_chain(&e),
+                    });
                 }
             };
             if received + chunk.len() as u64 > file.size {
@@ -496,21 +500,6 @@ fn verify(path: &Path, size: u64, check: &Check) -> std::io::Result<Option<(&'st
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The error and its causes in one line (reqwest's top-level message alone says little).
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let message = cause.to_string();
-        if !text.contains(&message) {
-            text.push_str(": ");
-            text.push_str(&message);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The graph, its external data, and the configs a Benchtop model folder needs.

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod hub;
+pub mod mock_llm;
 
 use std::path::PathBuf;
 use std::sync::Arc;

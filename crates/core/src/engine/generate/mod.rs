@@ -262,7 +262,7 @@ impl Generator {
             top_k: params.top_k.unwrap_or(if d.do_sample { d.top_k } else { 0 }),
             top_p: params.top_p.unwrap_or(if d.do_sample { d.top_p } else { 1.0 }),
             repetition_penalty: params.repetition_penalty.unwrap_or(d.repetition_penalty),
-            seed: params.seed.unwrap_or_else(random_seed),
+            seed: params.seed.unwrap_or_else(crate::util::random_u64),
         };
         let bad = |what: String| Err(EngineError::InvalidParams(what));
         if !(s.temperature >= 0.0 && s.temperature.is_finite()) {
@@ -475,11 +475,4 @@ impl Generator {
 
 fn last_dim(shape: &[i64]) -> usize {
     shape.last().and_then(|&d| usize::try_from(d).ok()).unwrap_or(0)
-}
-
-fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
-    h.finish()
 }
