@@ -4,6 +4,7 @@
 //!   batching, pooling and scoring.
 //! - [`models`]: validating, adding, removing and downloading model folders.
 //! - [`providers`]: remote LLM clients (OpenAI-compatible, Anthropic).
+//! - [`runs`]: comparison runs — test set × prompt × targets, validation, assertions, cache.
 //! - [`store`]: the feedback log — test sets, runs, results, feedback — in SQLite.
 //! - [`dirs`]: where Benchtop keeps its cache (runtime library, default models) and data.
 //!
@@ -15,5 +16,6 @@ pub mod dirs;
 pub mod engine;
 pub mod models;
 pub mod providers;
+pub mod runs;
 pub mod store;
 mod util;

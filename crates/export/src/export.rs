@@ -207,7 +207,7 @@ pub fn export(store: &Store, options: &ExportOptions, progress: &mut dyn FnMut(u
         let mut read = 0u64;
         let reading = for_each_item(store, options, |item| {
             read += 1;
-            if read % 4096 == 0 {
+            if read.is_multiple_of(4096) {
                 progress(read);
             }
             chunk.push(item);

@@ -214,6 +214,104 @@ impl Store {
         self.submit(move |conn| insert_result(conn, &result), done)
     }
 
+    /// The (case, target) cells of a run that already hold a result (answer or error).
+    pub fn done_cells(&self, run_id: Id) -> Result<std::collections::HashSet<(Id, Id)>> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT case_id, target_id FROM results WHERE run_id = ?1 AND case_id IS NOT NULL")?;
+            let cells = stmt.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+            Ok(cells)
+        })
+    }
+
+    /// Every result of a run, oldest first.
+    pub fn run_results(&self, run_id: Id) -> Result<Vec<StoredResult>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, case_id, target_id, input, output, label, scores, error, latency_ms, ttft_ms,
+                        tokens_in, tokens_out, cost_usd, meta
+                 FROM results WHERE run_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map([run_id], |r| {
+                let scores: Option<String> = r.get(6)?;
+                let meta: String = r.get(13)?;
+                Ok(StoredResult {
+                    id: r.get(0)?,
+                    case_id: r.get(1)?,
+                    target_id: r.get(2)?,
+                    input: r.get(3)?,
+                    answer: Answer {
+                        output: r.get(4)?,
+                        label: r.get(5)?,
+                        scores: scores.and_then(|s| serde_json::from_str(&s).ok()),
+                        error: r.get(7)?,
+                        latency_ms: r.get(8)?,
+                        ttft_ms: r.get(9)?,
+                        tokens_in: r.get(10)?,
+                        tokens_out: r.get(11)?,
+                        cost_usd: r.get(12)?,
+                    },
+                    meta: serde_json::from_str(&meta).unwrap_or(Value::Null),
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// The newest answer recorded under `cache_key` without an error, if any.
+    pub fn cached_answer(&self, cache_key: &str) -> Result<Option<Answer>> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT output, label, scores, latency_ms, ttft_ms, tokens_in, tokens_out, cost_usd
+                     FROM results WHERE cache_key = ?1 AND error IS NULL ORDER BY id DESC LIMIT 1",
+                    [cache_key],
+                    |r| {
+                        let scores: Option<String> = r.get(2)?;
+                        Ok(Answer {
+                            output: r.get(0)?,
+                            label: r.get(1)?,
+                            scores: scores.and_then(|s| serde_json::from_str(&s).ok()),
+                            error: None,
+                            latency_ms: r.get(3)?,
+                            ttft_ms: r.get(4)?,
+                            tokens_in: r.get(5)?,
+                            tokens_out: r.get(6)?,
+                            cost_usd: r.get(7)?,
+                        })
+                    },
+                )
+                .optional()?)
+        })
+    }
+
+    /// A run's name, test set, status and config.
+    pub fn run_info(&self, run_id: Id) -> Result<RunInfo> {
+        self.read(|conn| {
+            conn.query_row("SELECT name, kind, test_set_id, status, config FROM runs WHERE id = ?1", [run_id], |r| {
+                let config: String = r.get(4)?;
+                Ok(RunInfo {
+                    id: run_id,
+                    name: r.get(0)?,
+                    kind: r.get(1)?,
+                    test_set_id: r.get(2)?,
+                    status: r.get(3)?,
+                    config: serde_json::from_str(&config).unwrap_or(Value::Null),
+                })
+            })
+            .optional()?
+            .ok_or(StoreError::NotFound { what: "run", id: run_id })
+        })
+    }
+
+    /// Mark a run as running again (resuming it).
+    pub fn reopen_run(&self, run_id: Id) -> Result<()> {
+        self.write(move |conn| {
+            conn.execute("UPDATE runs SET status = 'running', finished_at = NULL WHERE id = ?1", [run_id])?;
+            Ok(())
+        })
+    }
+
     // ---- feedback ----------------------------------------------------------------------------
 
     /// Append a feedback event (checked: the results exist, ratings are 1–5, an undo names an
@@ -416,6 +514,28 @@ impl Store {
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
+}
+
+/// A recorded result, as [`Store::run_results`] gives it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StoredResult {
+    pub id: Id,
+    pub case_id: Option<Id>,
+    pub target_id: Id,
+    pub input: String,
+    pub answer: Answer,
+    pub meta: Value,
+}
+
+/// A stored run, as [`Store::run_info`] gives it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RunInfo {
+    pub id: Id,
+    pub name: String,
+    pub kind: String,
+    pub test_set_id: Option<Id>,
+    pub status: String,
+    pub config: Value,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -4,7 +4,8 @@
 //! cut short, malformed JSON, refused keys (with the key echoed back, as real APIs partly do).
 //!
 //! The answer is deterministic: `[MODEL] ` followed by the last user message, so a test can tell
-//! which request an answer belongs to. Usage counts words.
+//! which request an answer belongs to — or, when the message holds `ANSWER:`, what follows it (a
+//! scripted answer). Usage counts words.
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
@@ -153,6 +154,13 @@ fn last_user(messages: &Value) -> String {
         .to_string()
 }
 
+fn answer_text(model: &str, user: &str) -> String {
+    match user.rsplit_once("ANSWER:") {
+        Some((_, scripted)) => scripted.trim().to_string(),
+        None => format!("[{model}] {user}"),
+    }
+}
+
 fn words(text: &str) -> u64 {
     text.split_whitespace().count() as u64
 }
@@ -225,7 +233,7 @@ async fn openai_answer(state: &Arc<Mutex<LlmState>>, headers: HeaderMap, body: V
         return response;
     }
     let model = body["model"].as_str().unwrap_or("?").to_string();
-    let text = format!("[{model}] {}", last_user(&body["messages"]));
+    let text = answer_text(&model, &last_user(&body["messages"]));
     let input: u64 = body["messages"]
         .as_array()
         .map(|m| m.iter().map(|m| words(m["content"].as_str().unwrap_or(""))).sum())
@@ -304,7 +312,7 @@ async fn anthropic_answer(state: &Arc<Mutex<LlmState>>, headers: HeaderMap, body
         return response;
     }
     let model = body["model"].as_str().unwrap_or("?").to_string();
-    let text = format!("[{model}] {}", last_user(&body["messages"]));
+    let text = answer_text(&model, &last_user(&body["messages"]));
     let input: u64 = words(body["system"].as_str().unwrap_or(""))
         + body["messages"]
             .as_array()
