@@ -11,6 +11,7 @@
 //! | 6 | the model failed while running |
 //! | 7 | the feedback log cannot be used (newer version, not Benchtop's, cannot be opened) |
 //! | 8 | a download failed (hub unreachable, not authorised, server error, corrupted or cut off) |
+//! | 9 | `benchtop run`: an assertion failed or a cell errored |
 //! | 130 | cancelled with Ctrl-C |
 
 use std::process::ExitCode;
@@ -21,7 +22,11 @@ use benchtop_core::models::ManageError;
 use benchtop_core::store::StoreError;
 use benchtop_export::ExportError;
 
+use benchtop_core::providers::ProviderError;
+use benchtop_core::runs::RunError;
+
 use crate::commands::generate::Cancelled;
+use crate::commands::run::RunFailed;
 
 use crate::input::InputError;
 
@@ -31,10 +36,15 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
         return ExitCode::from(3);
     }
     let store_error = err.chain().find_map(|e| {
-        e.downcast_ref::<StoreError>().or_else(|| match e.downcast_ref::<ExportError>() {
-            Some(ExportError::Store(inner)) => Some(inner),
-            _ => None,
-        })
+        e.downcast_ref::<StoreError>()
+            .or_else(|| match e.downcast_ref::<ExportError>() {
+                Some(ExportError::Store(inner)) => Some(inner),
+                _ => None,
+            })
+            .or_else(|| match e.downcast_ref::<RunError>() {
+                Some(RunError::Store(inner)) => Some(inner),
+                _ => None,
+            })
     });
     if let Some(store_error) = store_error {
         return match store_error {
@@ -51,6 +61,22 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
     }
     if err.chain().any(|e| e.is::<Cancelled>()) {
         return ExitCode::from(130);
+    }
+    if err.chain().any(|e| e.is::<RunFailed>()) {
+        return ExitCode::from(9);
+    }
+    // Run files that cannot be used, providers without keys or with bad settings: bad input.
+    if err.chain().any(|e| {
+        matches!(e.downcast_ref::<RunError>(), Some(RunError::Spec(_)))
+            || matches!(
+                e.downcast_ref::<ProviderError>(),
+                Some(ProviderError::NoKey { .. } | ProviderError::Config { .. })
+            )
+    }) {
+        return ExitCode::from(3);
+    }
+    if let Some(RunError::Engine(e)) = err.chain().find_map(|e| e.downcast_ref::<RunError>()) {
+        return engine_code(e.kind());
     }
     let manage = err.chain().find_map(|e| {
         e.downcast_ref::<ManageError>().or_else(|| match e.downcast_ref::<HubError>() {

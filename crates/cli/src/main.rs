@@ -21,7 +21,7 @@ use benchtop_core::store::{Store, StoreError};
 #[command(name = "benchtop", version, propagate_version = true, max_term_width = 100)]
 #[command(after_help = "Exit codes: 0 ok · 1 other failure · 2 usage · 3 bad input · 4 model not found or broken · \
 5 ONNX Runtime missing or too old · 6 inference failed · 7 feedback log unusable · 8 download failed · \
-130 cancelled (Ctrl-C)")]
+9 run assertions failed · 130 cancelled (Ctrl-C)")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,6 +58,8 @@ enum Command {
     Predict(commands::predict::Args),
     /// Generate text with a local generation model, streamed as it is written
     Generate(commands::generate::Args),
+    /// Run a comparison: test set × prompt × local and remote models, checked and recorded
+    Run(commands::run::Args),
     /// Import a test set from CSV, JSONL or Parquet
     Import(commands::import::Args),
     /// List test sets, or show one's cases
@@ -139,6 +141,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => commands::embed::run(args, &cli.global),
         Command::Predict(args) => commands::predict::run(args, &cli.global),
         Command::Generate(args) => commands::generate::run(args, &cli.global),
+        Command::Run(args) => commands::run::run(args, &cli.global),
         Command::Import(args) => commands::import::run(args, &cli.global),
         Command::Sets(args) => commands::sets::run(args, &cli.global),
         Command::Export(args) => commands::export::run(args, &cli.global),

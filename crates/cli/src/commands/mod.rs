@@ -11,6 +11,7 @@ pub mod manage;
 pub mod models;
 pub mod predict;
 pub mod report;
+pub mod run;
 pub mod sets;
 
 use std::io::{BufWriter, IsTerminal, Write};

@@ -247,6 +247,7 @@ pub struct Summary {
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetSummary {
     pub name: String,
+    pub target_id: Id,
     pub cells: usize,
     pub errors: usize,
     pub passed: usize,
@@ -482,6 +483,17 @@ impl Runner {
                             .await?
                             .map_err(|e| RunError::Spec(format!("cannot read {}: {e}", path.display())))?
                     };
+                    // Load now, so the first cell's latency is the model's answer, not its loading.
+                    let (engine, model, generation) =
+                        (Arc::clone(engine), target.model.clone(), folder.task == Task::Generation);
+                    blocking(move || {
+                        if generation {
+                            engine.generator(&model).map(drop)
+                        } else {
+                            engine.model(&model).map(drop)
+                        }
+                    })
+                    .await??;
                     let identity = json!({"model": folder.name, "file": file, "task": folder.task.name(), "params": target.params()});
                     (
                         ReadyKind::Local(folder.task.clone()),
@@ -771,6 +783,7 @@ async fn summarise(store: &Arc<Store>, run_id: Id, status: RunStatus, targets: &
         let failed = mine.iter().filter(|r| passed_of(r) == Some(false)).count();
         summaries.push(TargetSummary {
             name: target.name.clone(),
+            target_id: target.id,
             cells: mine.len(),
             errors: mine.iter().filter(|r| r.answer.error.is_some()).count(),
             passed,
