@@ -13,6 +13,7 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use futures_util::StreamExt;
 use serde_json::json;
@@ -76,7 +77,11 @@ impl MockHub {
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                // Small writes (SSE events) go out at once, as real servers send them: without
+                // TCP_NODELAY, Nagle's algorithm and delayed ACKs stall each stream by ~40 ms.
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener").tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
                 let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async move {
                         let _ = stopped.await;
