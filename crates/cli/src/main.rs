@@ -60,6 +60,8 @@ enum Command {
     Generate(commands::generate::Args),
     /// Run a comparison: test set × prompt × local and remote models, checked and recorded
     Run(commands::run::Args),
+    /// Store or remove provider API keys in the OS keychain
+    Keys(commands::keys::Args),
     /// Import a test set from CSV, JSONL or Parquet
     Import(commands::import::Args),
     /// List test sets, or show one's cases
@@ -142,6 +144,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => commands::predict::run(args, &cli.global),
         Command::Generate(args) => commands::generate::run(args, &cli.global),
         Command::Run(args) => commands::run::run(args, &cli.global),
+        Command::Keys(args) => commands::keys::run(args, &cli.global),
         Command::Import(args) => commands::import::run(args, &cli.global),
         Command::Sets(args) => commands::sets::run(args, &cli.global),
         Command::Export(args) => commands::export::run(args, &cli.global),

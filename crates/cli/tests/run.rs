@@ -206,3 +206,13 @@ fn a_provider_key_never_reaches_the_log_exports_reports_or_messages() {
     // The key did reach the provider (so the search above was not vacuous).
     assert!(mock.state().requests.len() >= 8);
 }
+
+#[test]
+fn keys_show_where_a_key_comes_from_but_never_the_key() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = run(tmp.path(), &["keys", "show", "mock"]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("MOCK_API_KEY") && !text(&out.stdout).contains(KEY), "{}", text(&out.stdout));
+    let out = benchtop(tmp.path(), &["keys", "show", "other"]).env("OTHER_API_KEY", KEY).output().expect("runs");
+    assert!(text(&out.stdout).contains("a key is set") && !text(&out.stdout).contains(KEY));
+}

@@ -7,6 +7,7 @@ pub mod feedback;
 pub mod generate;
 pub mod history;
 pub mod import;
+pub mod keys;
 pub mod manage;
 pub mod models;
 pub mod predict;
