@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use benchtop_core::engine::{Catalog, Engine, EngineOptions};
 use benchtop_core::providers::{ApiKey, PriceTable, Provider, ProviderConfig, RetryPolicy};
-use benchtop_core::runs::{Cases, RunEvent, RunOptions, RunSpec, Runner, Summary};
+use benchtop_core::runs::{Cases, RunEvent, RunOptions, RunSpec, Runner, Summary, TargetSpec};
 use benchtop_core::store::{NewCase, RunStatus, Store};
 use common::mock_llm::{Fault, MockLlm};
 use serde_json::json;
@@ -224,4 +224,51 @@ fn run_files_are_checked_before_anything_runs() {
     bad("input: hi\ntargets:\n  - model: m\n  - model: m", "two targets are named `m`");
     bad("input: hi\ntargets:\n  - model: m\n    temprature: 1", "temprature");
     bad("input: hi\nprompt:\n  template: '{{ text'\ntargets:\n  - model: m", "not a valid template");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asking_one_target_streams_its_text_for_remote_and_local_models() {
+    let mock = MockLlm::start();
+    let s = setup(vec![case("unused", "x", "x")]);
+    let spec = spec(&mock, "  - model: unused", "");
+    let dirs = common::dirs();
+    let catalog = Catalog::new(vec![dirs.default_models(), common::repo().join("models/fixtures")]);
+    let engine = Arc::new(Engine::new(common::runtime(), catalog, EngineOptions::default()));
+    let runner = Runner::new(Arc::clone(&s.store), Some(engine), providers(&spec));
+    let ask = |target: TargetSpec| {
+        let streamed = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&streamed);
+        let runner = &runner;
+        async move {
+            let on_text = Arc::new(move |piece: &str| sink.lock().expect("lock").push_str(piece));
+            let answer =
+                runner.ask(&target, "Where is my refund?", Some("Be kind."), on_text, CancellationToken::new()).await;
+            (answer.expect("asked"), streamed.lock().expect("lock").clone())
+        }
+    };
+    let remote = TargetSpec {
+        provider: Some("claude".into()),
+        model: "claude-3-5-haiku".into(),
+        stream: true,
+        ..TargetSpec::default()
+    };
+    let (answer, streamed) = ask(remote).await;
+    assert_eq!(answer.output.as_deref(), Some("[claude-3-5-haiku] Where is my refund?"));
+    assert_eq!(streamed, "[claude-3-5-haiku] Where is my refund?");
+    assert!(answer.ttft_ms.is_some() && answer.tokens_out.is_some());
+
+    let local = TargetSpec {
+        model: "tiny-qwen2".into(),
+        max_tokens: Some(12),
+        temperature: Some(0.0),
+        ..TargetSpec::default()
+    };
+    let (answer, streamed) = ask(local).await;
+    assert!(answer.error.is_none(), "{:?}", answer.error);
+    assert_eq!(answer.tokens_out, Some(12));
+    assert_eq!(answer.output.as_deref(), Some(streamed.as_str()), "the streamed pieces are the text");
+
+    let classifier = TargetSpec { model: "support-triage".into(), ..TargetSpec::default() };
+    let (answer, streamed) = ask(classifier).await;
+    assert!(answer.label.is_some() && answer.scores.is_some() && streamed.is_empty());
 }

@@ -458,6 +458,43 @@ impl Runner {
         summarise(&store, run_id, status, &shared.targets).await
     }
 
+    /// Ask one target one question, streaming its text to `on_text` as it comes (the playground's
+    /// path; nothing is recorded). `target.provider` names one of the runner's providers.
+    pub async fn ask(
+        &self,
+        target: &TargetSpec,
+        input: &str,
+        system: Option<&str>,
+        on_text: Arc<dyn Fn(&str) + Send + Sync>,
+        cancel: CancellationToken,
+    ) -> Result<Answer, RunError> {
+        let spec = RunSpec {
+            name: None,
+            tests: None,
+            test_set: None,
+            input: Some(input.to_string()),
+            prompt: PromptSpec::default(),
+            providers: self.providers.values().map(|p| p.config().clone()).collect(),
+            targets: vec![target.clone()],
+            validate: None,
+            assertions: Vec::new(),
+            cache: false,
+            embedding_model: default_embedding_model(),
+        };
+        spec.check()?;
+        let ready = self.prepare_targets(&spec).await?.remove(0);
+        let call = Call { engine: self.engine.clone(), stop: Arc::new(AtomicBool::new(false)), on_text };
+        let stop = Arc::clone(&call.stop);
+        let answer = tokio::select! {
+            (answer, _) = answer_cell(&call, &ready, input, system) => answer,
+            _ = cancel.cancelled() => {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                Answer { error: Some("cancelled".into()), ..Answer::default() }
+            }
+        };
+        Ok(answer)
+    }
+
     async fn prepare_targets(&self, spec: &RunSpec) -> Result<Vec<Ready>, RunError> {
         let mut ready = Vec::new();
         for target in &spec.targets {
@@ -584,7 +621,12 @@ async fn run_cell(shared: &Shared, case: &crate::store::Case, t: usize, adhoc: b
                 Some(answer) => (input, system, answer, true, json!({"cache_key": key})),
                 None => {
                     let _permit = target.limit.acquire().await.map_err(|e| RunError::Spec(e.to_string()))?;
-                    let (answer, extra) = answer_cell(shared, target, &input, system.as_deref()).await;
+                    let call = Call {
+                        engine: shared.engine.clone(),
+                        stop: Arc::clone(&shared.stop),
+                        on_text: Arc::new(|_| {}),
+                    };
+                    let (answer, extra) = answer_cell(&call, target, &input, system.as_deref()).await;
                     (input, system, answer, false, json!({"cache_key": key, "call": extra}))
                 }
             }
@@ -652,8 +694,16 @@ async fn run_cell(shared: &Shared, case: &crate::store::Case, t: usize, adhoc: b
     })
 }
 
+/// What asking a target needs besides the target: the engine, a stop flag for local generation,
+/// and where streamed text goes.
+struct Call {
+    engine: Option<Arc<Engine>>,
+    stop: Arc<AtomicBool>,
+    on_text: Arc<dyn Fn(&str) + Send + Sync>,
+}
+
 /// Ask the target. Failures become the answer's `error` (the cell records them).
-async fn answer_cell(shared: &Shared, target: &Ready, input: &str, system: Option<&str>) -> (Answer, Value) {
+async fn answer_cell(call: &Call, target: &Ready, input: &str, system: Option<&str>) -> (Answer, Value) {
     let spec = &target.spec;
     match &target.kind {
         ReadyKind::Remote(provider) => {
@@ -669,7 +719,8 @@ async fn answer_cell(shared: &Shared, target: &Ready, input: &str, system: Optio
                 stream: spec.stream,
             };
             let started = Instant::now();
-            match provider.chat(&request, &mut |_| {}).await {
+            let on_text = Arc::clone(&call.on_text);
+            match provider.chat(&request, &mut |piece| on_text(piece)).await {
                 Ok(r) => (
                     Answer {
                         output: Some(r.text),
@@ -693,7 +744,7 @@ async fn answer_cell(shared: &Shared, target: &Ready, input: &str, system: Optio
             }
         }
         ReadyKind::Local(task) => {
-            let Some(engine) = shared.engine.clone() else {
+            let Some(engine) = call.engine.clone() else {
                 return (Answer { error: Some("no local engine".into()), ..Answer::default() }, json!({}));
             };
             let (task, model, input, system) =
@@ -706,7 +757,7 @@ async fn answer_cell(shared: &Shared, target: &Ready, input: &str, system: Optio
                 stop: spec.stop.clone(),
                 ..GenerateParams::default()
             };
-            let stop = Arc::clone(&shared.stop);
+            let (stop, on_text) = (Arc::clone(&call.stop), Arc::clone(&call.on_text));
             let outcome = blocking(move || -> Result<Answer, crate::engine::EngineError> {
                 let started = Instant::now();
                 let ms = |s: Instant| Some(s.elapsed().as_secs_f64() * 1e3);
@@ -742,7 +793,7 @@ async fn answer_cell(shared: &Shared, target: &Ready, input: &str, system: Optio
                         } else {
                             Prompt::Text(input)
                         };
-                        let g = generator.generate(&prompt, &params, &stop, &mut |_| {})?;
+                        let g = generator.generate(&prompt, &params, &stop, &mut |piece| on_text(piece))?;
                         Ok(Answer {
                             output: Some(g.text),
                             latency_ms: ms(started),
