@@ -179,13 +179,23 @@ fn cancelling_mid_stream_keeps_what_was_generated() {
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&cancel);
     let (tx, rx) = std::sync::mpsc::channel();
+    let (ack_tx, ack) = std::sync::mpsc::channel::<()>();
     let worker = std::thread::spawn(move || {
-        g2.generate(&text("a"), &GenerateParams { no_cache: true, ..greedy(2000) }, &flag, &mut |p| {
-            let _ = tx.send(p.to_string());
-        })
+        g2.generate(
+            &text("The app crashes when"),
+            &GenerateParams { no_cache: true, ..greedy(2000) },
+            &flag,
+            &mut |p| {
+                let _ = tx.send(p.to_string());
+                // Hold the first piece until the other thread has cancelled, so the next step sees
+                // the flag whatever the scheduling (and before the model could emit its EOS).
+                let _ = ack.recv();
+            },
+        )
     });
     rx.recv().expect("first piece");
     cancel.store(true, Ordering::Relaxed);
+    drop(ack_tx);
     let out = worker.join().expect("no panic").expect("no error");
     assert_eq!(out.finish_reason, FinishReason::Cancelled);
 }
