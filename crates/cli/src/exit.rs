@@ -94,7 +94,7 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
     }
     if let Some(hub) = err.chain().find_map(|e| e.downcast_ref::<HubError>()) {
         return match hub {
-            HubError::BadRepo(_) | HubError::BadEndpoint(..) | HubError::Exists { .. } => ExitCode::from(3),
+            HubError::BadRepo(_) | HubError::BadEndpoint(..) => ExitCode::from(3),
             HubError::NotFound { .. } | HubError::Unsuitable { .. } => ExitCode::from(4),
             HubError::Io { .. } => ExitCode::from(1),
             HubError::Name(_) => ExitCode::from(3),

@@ -165,7 +165,7 @@ fn download_picks_the_files_verifies_them_and_installs_a_working_model() {
     assert!(plan.files.iter().all(|f| f.local != "model.onnx_data"), "model.onnx's data is not model_fp16's");
     let requests = hub.state().requests.len();
     let err = runtime_block_on(client.download(&plan, tmp.path(), "qwen-dl", &mut |_| {})).expect_err("exists");
-    assert!(matches!(err, HubError::Exists { .. }), "{err}");
+    assert!(matches!(err, HubError::Name(ManageError::Exists { .. })), "{err}");
     assert_eq!(hub.state().requests.len(), requests);
 }
 

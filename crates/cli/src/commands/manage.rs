@@ -131,7 +131,7 @@ fn download(
     let user = global.dirs().user_models();
     if user.join(&name).exists() {
         let dir = user.join(&name);
-        return Err(HubError::Exists { name, dir }.into());
+        return Err(models::ManageError::Exists { name, dir }.into());
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the downloader")?;
     let bar = progress_bar();

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use sha1::Digest as _;
 use tokio::io::AsyncWriteExt;
 
-use super::check_name;
+use super::{check_name, ManageError};
 
 /// Where models come from unless `HF_ENDPOINT` or the caller says otherwise.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
@@ -89,15 +89,9 @@ pub enum HubError {
     )]
     Interrupted { file: String, received: u64, reason: String },
 
-    #[error(
-        "a model named `{name}` is already installed at {}.\n\
-         Fix: choose another name with --name, or remove it first with `benchtop models remove {name}`.",
-        dir.display()
-    )]
-    Exists { name: String, dir: PathBuf },
-
+    /// A bad name, or one already installed.
     #[error(transparent)]
-    Name(#[from] super::ManageError),
+    Name(#[from] ManageError),
 
     #[error("could not {action} {}: {source}", path.display())]
     Io {
@@ -309,7 +303,7 @@ impl Hub {
         check_name(name)?;
         let dest = models_dir.join(name);
         if dest.exists() {
-            return Err(HubError::Exists { name: name.into(), dir: dest });
+            return Err(ManageError::Exists { name: name.into(), dir: dest }.into());
         }
         let staging = models_dir.join(format!(".download-{name}"));
         tokio::fs::create_dir_all(&staging).await.map_err(io("create", &staging))?;
@@ -350,7 +344,7 @@ impl Hub {
         }
         tokio::fs::remove_file(&plan_path).await.map_err(io("remove", &plan_path))?;
         if dest.exists() {
-            return Err(HubError::Exists { name: name.into(), dir: dest });
+            return Err(ManageError::Exists { name: name.into(), dir: dest }.into());
         }
         tokio::fs::rename(&staging, &dest).await.map_err(io("move into place", &dest))?;
         tracing::info!(repo = %plan.repo, commit = %plan.commit, dir = %dest.display(), "model downloaded");
