@@ -199,7 +199,7 @@ async fn a_cancelled_run_resumes_without_repeating_finished_cells() {
     assert_eq!(first.status, RunStatus::Cancelled);
     let done = s.store.run_results(first.run_id).expect("results").len();
     assert!((10..40).contains(&done), "{done} cells done before the cancel took effect");
-    let asked = mock.state().requests.len();
+    let asked = mock.settled_requests();
 
     let resume = RunOptions { resume: Some(first.run_id), ..RunOptions::default() };
     let (second, events) = run(&runner, &spec, s.set, resume, None).await;

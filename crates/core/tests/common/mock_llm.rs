@@ -108,6 +108,20 @@ impl MockLlm {
         format!("{}/v1", self.url)
     }
 
+    /// Requests received, once no more are arriving: a request a cancelled or killed client had
+    /// already sent can reach the server a moment after the client gave up on it.
+    pub fn settled_requests(&self) -> usize {
+        let mut seen = self.state().requests.len();
+        loop {
+            std::thread::sleep(Duration::from_millis(150));
+            let now = self.state().requests.len();
+            if now == seen {
+                return now;
+            }
+            seen = now;
+        }
+    }
+
     pub fn state(&self) -> MutexGuard<'_, LlmState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
