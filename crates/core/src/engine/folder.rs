@@ -172,7 +172,7 @@ impl ModelFolder {
             }
             hasher.update(&buf[..n]);
         }
-        Ok(format!("sha256:{}", hasher.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>()))
+        Ok(format!("sha256:{}", crate::util::hex(&hasher.finalize())))
     }
 }
 

@@ -485,15 +485,11 @@ fn verify(path: &Path, size: u64, check: &Check) -> std::io::Result<Option<(&'st
         }
     }
     let (name, expected, actual) = match check {
-        Check::Sha256(expected) => ("sha256", expected, hex(&sha256.finalize())),
-        Check::GitBlob(expected) => ("git blob sha1", expected, hex(&sha1.finalize())),
+        Check::Sha256(expected) => ("sha256", expected, crate::util::hex(&sha256.finalize())),
+        Check::GitBlob(expected) => ("git blob sha1", expected, crate::util::hex(&sha1.finalize())),
         Check::SizeOnly => return Ok(None),
     };
     Ok((!expected.eq_ignore_ascii_case(&actual)).then(|| (name, expected.clone(), actual)))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The graph, its external data, and the configs a Benchtop model folder needs.

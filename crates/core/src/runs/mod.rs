@@ -18,14 +18,14 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Engine, GenerateParams, Prompt, Task};
 use crate::providers::{ChatRequest, Message, Provider, ProviderConfig, Role};
 use crate::store::{
-    Answer, Feedback, Id, LabelSource, NewFeedback, NewResult, NewRun, NewTarget, RunKind, RunStatus, Store, TargetKind,
+    text_hash, Answer, Feedback, Id, LabelSource, NewFeedback, NewResult, NewRun, NewTarget, RunKind, RunStatus, Store,
+    TargetKind,
 };
 pub use checks::{Assertion, Rules, Verdict};
 
@@ -506,7 +506,7 @@ impl Runner {
                     })?;
                     let c = provider.config();
                     let identity = json!({"kind": c.kind, "base_url": c.base_url, "model": target.model, "params": target.params()});
-                    (ReadyKind::Remote(provider), sha256_hex(&identity.to_string()), TargetKind::Remote, identity)
+                    (ReadyKind::Remote(provider), text_hash(&identity.to_string()), TargetKind::Remote, identity)
                 }
                 None => {
                     let engine = self.engine.as_ref().ok_or_else(|| {
@@ -534,7 +534,7 @@ impl Runner {
                     let identity = json!({"model": folder.name, "file": file, "task": folder.task.name(), "params": target.params()});
                     (
                         ReadyKind::Local(folder.task.clone()),
-                        sha256_hex(&identity.to_string()),
+                        text_hash(&identity.to_string()),
                         TargetKind::Local,
                         identity,
                     )
@@ -562,10 +562,6 @@ fn default_template(cases: &[crate::store::Case]) -> String {
         }
         _ => "{{ text }}".into(),
     }
-}
-
-fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, RunError> {
@@ -610,7 +606,7 @@ async fn run_cell(shared: &Shared, case: &crate::store::Case, t: usize, adhoc: b
             json!({}),
         ),
         (true, Ok((input, system))) => {
-            let key = sha256_hex(&format!("{}\n{}\n{}", target.fingerprint, system.as_deref().unwrap_or(""), input));
+            let key = text_hash(&format!("{}\n{}\n{}", target.fingerprint, system.as_deref().unwrap_or(""), input));
             let cached = if shared.cache {
                 let (store, key) = (Arc::clone(&shared.store), key.clone());
                 blocking(move || store.cached_answer(&key)).await??

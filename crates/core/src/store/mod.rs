@@ -51,11 +51,7 @@ pub fn now_ms() -> i64 {
 
 /// Hex sha256 of `text` (inputs are deduplicated and split by it).
 pub fn text_hash(text: &str) -> String {
-    hex(&Sha256::digest(text.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::util::hex(&Sha256::digest(text.as_bytes()))
 }
 
 /// JSON with object keys sorted at every level, so equal content hashes equally.
