@@ -13,11 +13,12 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
 use futures_util::StreamExt;
 use serde_json::json;
 use sha1::Digest as _;
+
+include!("serve_local.rs");
 
 pub const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -66,29 +67,11 @@ impl MockHub {
 
     pub fn start(state: HubState) -> MockHub {
         let state = Arc::new(Mutex::new(state));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = Router::new()
             .route("/api/models/{owner}/{name}/revision/{rev}", get(listing))
             .route("/{owner}/{name}/resolve/{rev}/{*path}", get(file))
             .with_state(Arc::clone(&state));
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async move {
-                // Small writes (SSE events) go out at once, as real servers send them: without
-                // TCP_NODELAY, Nagle's algorithm and delayed ACKs stall each stream by ~40 ms.
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener").tap_io(|tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stopped.await;
-                    })
-                    .await;
-            });
-        });
+        let (url, stop) = serve_local(app);
         MockHub { url, state, _stop: stop }
     }
 

@@ -17,10 +17,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
+
+include!("serve_local.rs");
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Fault {
@@ -76,30 +77,11 @@ impl MockLlm {
 
     pub fn with(state: LlmState) -> MockLlm {
         let state = Arc::new(Mutex::new(state));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = Router::new()
             .route("/v1/chat/completions", post(openai))
             .route("/v1/messages", post(anthropic))
             .with_state(Arc::clone(&state));
-        std::thread::spawn(move || {
-            let rt =
-                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-            rt.block_on(async move {
-                // Small writes (SSE events) go out at once, as real servers send them: without
-                // TCP_NODELAY, Nagle's algorithm and delayed ACKs stall each stream by ~40 ms.
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener").tap_io(|tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stopped.await;
-                    })
-                    .await;
-            });
-        });
+        let (url, stop) = serve_local(app);
         MockLlm { url, state, _stop: stop }
     }
 
