@@ -74,6 +74,10 @@ enum Command {
     Feedback(commands::feedback::Args),
     /// Search everything logged (inputs and outputs)
     History(commands::history::Args),
+    /// Serve the local inference API (OpenAI-compatible) and the UI's API over HTTP
+    Serve(commands::serve::Args),
+    /// Print the API's bearer token (made on first use)
+    Token(commands::serve::TokenArgs),
 }
 
 impl GlobalArgs {
@@ -110,7 +114,7 @@ impl GlobalArgs {
         self.engine_with(EngineOptions::default())
     }
 
-    fn engine_with(&self, options: EngineOptions) -> Result<Engine, EngineError> {
+    pub fn engine_with(&self, options: EngineOptions) -> Result<Engine, EngineError> {
         Ok(Engine::new(self.runtime()?, self.catalog(), options))
     }
 
@@ -151,6 +155,8 @@ fn main() -> ExitCode {
         Command::Report(args) => commands::report::run(args, &cli.global),
         Command::Feedback(args) => commands::feedback::run(args, &cli.global),
         Command::History(args) => commands::history::run(args, &cli.global),
+        Command::Serve(args) => commands::serve::run(args, &cli.global),
+        Command::Token(args) => commands::serve::token(args, &cli.global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,6 +13,7 @@ pub mod models;
 pub mod predict;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod sets;
 
 use std::io::{BufWriter, IsTerminal, Write};

@@ -663,6 +663,7 @@ async fn run_cell(shared: &Shared, case: &crate::store::Case, t: usize, adhoc: b
         input,
         answer: answer.clone(),
         cache_key,
+        call_id: None,
         meta: Some(meta),
     };
     let store = Arc::clone(&shared.store);

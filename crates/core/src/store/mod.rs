@@ -300,6 +300,45 @@ impl Store {
         })
     }
 
+    /// Every run, newest first, with how many results each holds.
+    pub fn runs(&self) -> Result<Vec<RunSummary>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT r.id, r.name, r.kind, r.test_set_id, r.status, r.created_at, r.finished_at,
+                        (SELECT count(*) FROM results WHERE run_id = r.id)
+                 FROM runs r ORDER BY r.id DESC",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(RunSummary {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    kind: r.get(2)?,
+                    test_set_id: r.get(3)?,
+                    status: r.get(4)?,
+                    created_at: r.get(5)?,
+                    finished_at: r.get(6)?,
+                    results: r.get(7)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// The results logged for one inference API call, in input order (empty if none, or not yet
+    /// committed: [`Store::flush`] first to see everything queued).
+    pub fn call_results(&self, call_id: &str) -> Result<Vec<Id>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT id FROM results WHERE call_id = ?1 ORDER BY id")?;
+            let ids = stmt.query_map([call_id], |r| r.get(0))?;
+            Ok(ids.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Wait until every write queued before this call has committed.
+    pub fn flush(&self) -> Result<()> {
+        self.write(|_| Ok(()))
+    }
+
     /// Mark a run as running again (resuming it).
     pub fn reopen_run(&self, run_id: Id) -> Result<()> {
         self.write(move |conn| {
@@ -534,6 +573,19 @@ pub struct RunInfo {
     pub config: Value,
 }
 
+/// A run in the list [`Store::runs`] gives.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RunSummary {
+    pub id: Id,
+    pub name: String,
+    pub kind: String,
+    pub test_set_id: Option<Id>,
+    pub status: String,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    pub results: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SearchHit {
     pub result_id: Id,
@@ -561,8 +613,8 @@ fn enum_str<T: serde::Serialize>(value: &T) -> Result<String> {
 fn insert_result(conn: &Connection, r: &NewResult) -> Result<Id> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO results (run_id, case_id, target_id, input, input_hash, output, label, scores, error,
-             latency_ms, ttft_ms, tokens_in, tokens_out, cost_usd, cache_key, meta, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+             latency_ms, ttft_ms, tokens_in, tokens_out, cost_usd, cache_key, meta, created_at, call_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?;
     stmt.execute(params![
         r.run_id,
@@ -581,7 +633,8 @@ fn insert_result(conn: &Connection, r: &NewResult) -> Result<Id> {
         r.answer.cost_usd,
         r.cache_key,
         r.meta.as_ref().map(Value::to_string).unwrap_or_else(|| "{}".into()),
-        now_ms()
+        now_ms(),
+        r.call_id
     ])
     .map_err(|e| foreign_key_error(e, "result"))?;
     Ok(conn.last_insert_rowid())

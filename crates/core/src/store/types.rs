@@ -121,6 +121,9 @@ pub struct NewResult {
     #[serde(flatten)]
     pub answer: Answer,
     pub cache_key: Option<String>,
+    /// The inference API's id for the call this result answers (see [`crate::store::Store::call_results`]).
+    #[serde(default)]
+    pub call_id: Option<String>,
     /// Execution provider, threads, quantisation, parameters: whatever traces the figure back.
     pub meta: Option<Value>,
 }

@@ -1,0 +1,163 @@
+//! `benchtop serve`: the local inference API (and the UI's API) over HTTP; `benchtop token`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use benchtop_core::engine::EngineOptions;
+use benchtop_core::runs::checks::Rules;
+use benchtop_server::{token, AppState, BatchOptions, Limits, ServerConfig};
+
+use crate::GlobalArgs;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  benchtop serve                       # http://127.0.0.1:8077\n  \
+    benchtop serve --preload support-triage --preload minilm-l6-v2\n  \
+    curl -H \"Authorization: Bearer $(benchtop token)\" http://127.0.0.1:8077/v1/models\n\n\
+Every request needs the bearer token (`benchtop token` prints it) except /healthz and /openapi.json. \
+Requests naming another Host, or sent by a web page from another origin, are refused. Every call is \
+recorded in the feedback log's `API traffic` run (see `benchtop history`), unless --no-log.")]
+pub struct Args {
+    /// Address to listen on; anything but loopback exposes the API to your network
+    #[arg(long, default_value = "127.0.0.1:8077", value_name = "IP:PORT")]
+    listen: SocketAddr,
+    /// Also accept requests for this Host name, e.g. `myhost:8077` (repeatable)
+    #[arg(long = "allow-host", value_name = "HOST:PORT")]
+    allow_hosts: Vec<String>,
+    /// Also accept requests from web pages on this origin, e.g. `http://localhost:5173` (repeatable)
+    #[arg(long = "allow-origin", value_name = "URL")]
+    allow_origins: Vec<String>,
+    /// Load these models before taking requests (repeatable)
+    #[arg(long, value_name = "MODEL")]
+    preload: Vec<String>,
+    /// Texts per model batch at most
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024), value_name = "N")]
+    batch_size: u16,
+    /// How long a short batch waits for more requests, in milliseconds
+    #[arg(long, default_value_t = 1.0, value_name = "MS")]
+    batch_wait_ms: f64,
+    /// Texts waiting per model at most; more gets 429 Too Many Requests
+    #[arg(long, default_value_t = 2048, value_name = "N")]
+    queue: usize,
+    /// Chat generations running at once
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    generation_slots: usize,
+    /// Request body size limit, in bytes
+    #[arg(long, default_value_t = 2 * 1024 * 1024, value_name = "BYTES")]
+    max_body: usize,
+    /// Texts per embeddings/predict request at most
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    max_inputs: usize,
+    /// Characters per input text (or chat message) at most
+    #[arg(long, default_value_t = 32_768, value_name = "N")]
+    max_input_chars: usize,
+    /// Business rules per model: a YAML map of model name to {schema, required, max_length, forbidden}
+    /// checked on every input (as the variable `input`) before the model runs
+    #[arg(long, value_name = "FILE")]
+    rules: Option<PathBuf>,
+    /// Do not record calls in the feedback log
+    #[arg(long)]
+    no_log: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    /// Replace the token with a new one (clients using the old one are refused from then on)
+    #[arg(long)]
+    new: bool,
+}
+
+/// `benchtop token`: print the API token, making it on first use.
+pub fn token(args: &TokenArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+    let data = global.dirs().data;
+    if args.new {
+        match std::fs::remove_file(data.join(token::TOKEN_FILE)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).context("removing the old token"),
+        }
+    }
+    println!("{}", token::load_or_create(&data)?);
+    Ok(())
+}
+
+pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
+    let dirs = global.dirs();
+    let token = token::load_or_create(&dirs.data)?;
+    let rules = match &args.rules {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading the rules file {}", path.display()))?;
+            serde_saphyr::from_str::<HashMap<String, Rules>>(&text)
+                .with_context(|| format!("{} is not a map of model name to rules", path.display()))?
+        }
+        None => HashMap::new(),
+    };
+    let engine = Arc::new(global.engine_with(EngineOptions { max_batch: usize::from(args.batch_size) })?);
+    for name in &args.preload {
+        let model = engine.model(name).with_context(|| format!("preloading `{name}`"))?;
+        eprintln!("loaded {} ({})", model.name(), model.folder().task.name());
+    }
+    let store = Arc::new(global.store()?);
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the server runtime")?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (is another server using the port? pick one with --listen)", args.listen))?;
+        let addr = listener.local_addr()?;
+        let mut config = ServerConfig::local(addr, token);
+        config.allowed_hosts.extend(args.allow_hosts.iter().map(|h| h.to_ascii_lowercase()));
+        config.allowed_origins.extend(args.allow_origins.iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()));
+        config.limits = Limits {
+            max_body_bytes: args.max_body,
+            max_inputs: args.max_inputs,
+            max_input_chars: args.max_input_chars,
+            ..Limits::default()
+        };
+        config.batch = BatchOptions {
+            max_batch: usize::from(args.batch_size),
+            max_wait: Duration::from_secs_f64(args.batch_wait_ms.max(0.0) / 1000.0),
+            queue_texts: args.queue,
+        };
+        config.generation_slots = args.generation_slots.max(1);
+        config.rules = rules;
+        config.log_traffic = !args.no_log;
+        let state = Arc::new(AppState::new(engine, store, config)?);
+        if !addr.ip().is_loopback() {
+            let warning = format!(
+                "LISTENING ON {addr}, NOT LOOPBACK: anyone who can reach this machine and has the token can run your models and read your feedback log"
+            );
+            tracing::warn!("{warning}");
+            eprintln!("\n  !!! WARNING: {warning} !!!\n");
+        }
+        // One line for people and scripts (tests read the port from it).
+        println!("Benchtop API listening on http://{addr} (token: `benchtop token`; docs: /openapi.json)");
+        benchtop_server::serve(listener, state, shutdown_signal()).await.context("serving")?;
+        eprintln!("stopped: in-flight requests finished and the feedback log is flushed");
+        anyhow::Ok(())
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,121 @@
+//! The UI's API under `/api/…`: each handler translates one core operation (arguments in, errors
+//! out) and nothing more. Store calls run on blocking threads.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use benchtop_core::store::{Id, LabelSource, NewFeedback, Store};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::v1::{parse_feedback, ApiJson};
+
+/// Run `f` on the store from a blocking thread.
+async fn with_store<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = Arc::clone(&state.store);
+    tokio::task::spawn_blocking(move || f(&store)).await.map_err(|e| ApiError::internal(e.to_string()))?
+}
+
+/// Every model folder the engine sees, usable or not (with why not).
+pub async fn models(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let engine = Arc::clone(&state.engine);
+    let entries = tokio::task::spawn_blocking(move || engine.catalog().list())
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let models: Vec<Value> = entries
+        .into_iter()
+        .map(|entry| match entry.folder {
+            Ok(folder) => json!({ "name": entry.name, "dir": entry.dir, "ok": true, "folder": folder }),
+            Err(e) => json!({ "name": entry.name, "dir": entry.dir, "ok": false, "problem": e.to_string() }),
+        })
+        .collect();
+    Ok(Json(json!({ "models": models })))
+}
+
+pub async fn test_sets(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let sets = with_store(&state, |s| Ok(s.test_sets()?)).await?;
+    Ok(Json(json!({ "test_sets": sets })))
+}
+
+pub async fn cases(State(state): State<Arc<AppState>>, Path(id): Path<Id>) -> Result<Json<Value>, ApiError> {
+    let cases = with_store(&state, move |s| Ok(s.cases(id)?)).await?;
+    Ok(Json(json!({ "cases": cases })))
+}
+
+pub async fn runs(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let runs = with_store(&state, |s| Ok(s.runs()?)).await?;
+    Ok(Json(json!({ "runs": runs })))
+}
+
+pub async fn run(State(state): State<Arc<AppState>>, Path(id): Path<Id>) -> Result<Json<Value>, ApiError> {
+    let info = with_store(&state, move |s| Ok(s.run_info(id)?)).await?;
+    Ok(Json(json!(info)))
+}
+
+pub async fn run_results(State(state): State<Arc<AppState>>, Path(id): Path<Id>) -> Result<Json<Value>, ApiError> {
+    let results = with_store(&state, move |s| {
+        s.run_info(id)?;
+        Ok(s.run_results(id)?)
+    })
+    .await?;
+    Ok(Json(json!({ "results": results })))
+}
+
+pub async fn result_feedback(State(state): State<Arc<AppState>>, Path(id): Path<Id>) -> Result<Json<Value>, ApiError> {
+    let (current, history) =
+        with_store(&state, move |s| Ok((s.current_feedback(id)?, s.feedback_history(id)?))).await?;
+    Ok(Json(json!({ "current": current, "history": history })))
+}
+
+/// Feedback on a result by its id: `{result_id, kind, …the kind's fields, annotator?}`.
+pub async fn add_feedback(
+    State(state): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, ApiError> {
+    let Value::Object(mut body) = body else {
+        return Err(ApiError::invalid("the body must be a JSON object"));
+    };
+    let result_id = body
+        .remove("result_id")
+        .and_then(|v| v.as_i64())
+        .ok_or_else(|| ApiError::invalid("`result_id` (an integer) is missing"))?;
+    let annotator = match body.remove("annotator") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(_) => return Err(ApiError::invalid("`annotator` must be a string")),
+    };
+    let feedback = parse_feedback(&body)?;
+    let event = NewFeedback { result_id, feedback, source: LabelSource::Human, annotator };
+    let id = with_store(&state, move |s| Ok(s.add_feedback(event)?)).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id, "result_id": result_id }))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    q: String,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// Full-text search over every logged input and output (API traffic included).
+pub async fn history(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid(format!("{}; use ?q=words&limit=N", e.body_text())))?;
+    if query.q.trim().is_empty() {
+        return Err(ApiError::invalid("`q` is empty: give words to search for"));
+    }
+    let limit = query.limit.unwrap_or(50).clamp(1, 1000);
+    let hits = with_store(&state, move |s| Ok(s.search(&query.q, limit)?)).await?;
+    Ok(Json(json!({ "hits": hits })))
+}

@@ -1,0 +1,105 @@
+//! Benchtop's HTTP face, over `benchtop-core`:
+//!
+//! - the local inference API under `/v1/…`: `predict` (classification), OpenAI-compatible
+//!   `embeddings` and `chat/completions` (SSE streaming), `models`, and `feedback` on any logged
+//!   call by the id every response carries;
+//! - the UI's API under `/api/…`, each handler a thin translation of one core operation;
+//! - `/healthz`, `/metrics`, `/openapi.json`.
+//!
+//! Every request passes the same guard first: `Host` and `Origin` checked against an allow-list
+//! (DNS rebinding and cross-site requests from browser pages are refused), then the bearer token.
+//! Inputs are validated before any model runs; embedding and classification requests to one
+//! model are batched ([`batch`]); every call is recorded in the feedback log's live-traffic run
+//! through the store's writer without holding up the response ([`traffic`]).
+
+mod api;
+mod batch;
+mod error;
+mod guard;
+mod metrics;
+mod state;
+pub mod token;
+mod traffic;
+mod v1;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use batch::BatchOptions;
+pub use error::ApiError;
+pub use state::{AppState, Limits, ServerConfig, StartError};
+
+/// The OpenAPI 3.1 description of both APIs, served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Every route: (method, path). `/openapi.json` documents each one (a test checks both ways).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/v1/models"),
+    ("POST", "/v1/predict"),
+    ("POST", "/v1/embeddings"),
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/feedback"),
+    ("GET", "/api/models"),
+    ("GET", "/api/test-sets"),
+    ("GET", "/api/test-sets/{id}/cases"),
+    ("GET", "/api/runs"),
+    ("GET", "/api/runs/{id}"),
+    ("GET", "/api/runs/{id}/results"),
+    ("GET", "/api/results/{id}/feedback"),
+    ("POST", "/api/feedback"),
+    ("GET", "/api/history"),
+];
+
+/// The whole application: routes, the guard, limits and metrics, over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let body_limit = state.config.limits.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(v1::healthz))
+        .route("/metrics", get(v1::metrics))
+        .route("/openapi.json", get(v1::openapi))
+        .route("/v1/models", get(v1::models))
+        .route("/v1/predict", post(v1::predict))
+        .route("/v1/embeddings", post(v1::embeddings))
+        .route("/v1/chat/completions", post(v1::chat_completions))
+        .route("/v1/feedback", post(v1::feedback))
+        .route("/api/models", get(api::models))
+        .route("/api/test-sets", get(api::test_sets))
+        .route("/api/test-sets/{id}/cases", get(api::cases))
+        .route("/api/runs", get(api::runs))
+        .route("/api/runs/{id}", get(api::run))
+        .route("/api/runs/{id}/results", get(api::run_results))
+        .route("/api/results/{id}/feedback", get(api::result_feedback))
+        .route("/api/feedback", post(api::add_feedback))
+        .route("/api/history", get(api::history))
+        .fallback(v1::not_found)
+        .method_not_allowed_fallback(v1::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), guard::guard))
+        .with_state(state)
+}
+
+/// Serve until `shutdown` resolves, then stop taking connections, let in-flight requests finish
+/// (streams included), stop the batch workers and flush the feedback log.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        // Small writes (SSE events, short JSON answers) go out at once.
+        let _ = tcp.set_nodelay(true);
+    });
+    let app = router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    state.shutdown().await;
+    result
+}

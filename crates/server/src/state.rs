@@ -1,0 +1,249 @@
+//! What every handler shares: the engine, the feedback log, the batch queues, the settings.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use benchtop_core::engine::{Engine, Model, ModelFolder};
+use benchtop_core::runs::checks::{Rules, Validator};
+use benchtop_core::store::{Id, NewTarget, Store, TargetKind};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::batch::{BatchOptions, Batcher};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// Sizes a request may have.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Bytes of request body.
+    pub max_body_bytes: usize,
+    /// Texts in one embeddings or predict request.
+    pub max_inputs: usize,
+    /// Characters in one input text or chat message.
+    pub max_input_chars: usize,
+    /// Messages in one chat request.
+    pub max_messages: usize,
+    /// New tokens one chat request may ask for.
+    pub max_new_tokens: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 2 * 1024 * 1024,
+            max_inputs: 256,
+            max_input_chars: 32_768,
+            max_messages: 256,
+            max_new_tokens: 4096,
+        }
+    }
+}
+
+/// How the server runs. [`ServerConfig::local`] gives the defaults for an address.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The bearer token every request but `/healthz` and `/openapi.json` must carry.
+    pub token: String,
+    /// `Host` header values accepted (`host:port`, lowercase).
+    pub allowed_hosts: Vec<String>,
+    /// `Origin` header values accepted (`scheme://host:port`, lowercase); requests without an
+    /// `Origin` (not from a browser page) pass this check.
+    pub allowed_origins: Vec<String>,
+    pub limits: Limits,
+    pub batch: BatchOptions,
+    /// Chat generations running at once (they share the cores step by step).
+    pub generation_slots: usize,
+    /// Chat requests waiting for a slot at most; beyond it they are refused (429).
+    pub generation_queue: usize,
+    /// Business rules per model, checked on every input before the model runs.
+    pub rules: HashMap<String, Rules>,
+    /// Record calls in the feedback log (on unless turned off).
+    pub log_traffic: bool,
+}
+
+impl ServerConfig {
+    /// Defaults for a server listening on `addr`: that address (and, on loopback, `localhost`)
+    /// as the only accepted hosts and origins.
+    pub fn local(addr: std::net::SocketAddr, token: String) -> ServerConfig {
+        let port = addr.port();
+        let mut hosts = vec![match addr {
+            std::net::SocketAddr::V4(a) => format!("{}:{port}", a.ip()),
+            std::net::SocketAddr::V6(a) => format!("[{}]:{port}", a.ip()),
+        }];
+        if addr.ip().is_loopback() {
+            for extra in [format!("localhost:{port}"), format!("127.0.0.1:{port}"), format!("[::1]:{port}")] {
+                if !hosts.contains(&extra) {
+                    hosts.push(extra);
+                }
+            }
+        }
+        let origins = hosts.iter().map(|h| format!("http://{h}")).collect();
+        ServerConfig {
+            token,
+            allowed_hosts: hosts,
+            allowed_origins: origins,
+            limits: Limits::default(),
+            batch: BatchOptions::default(),
+            generation_slots: 2,
+            generation_queue: 32,
+            rules: HashMap::new(),
+            log_traffic: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the rules for model `{model}` are not valid: {reason}")]
+    Rules { model: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] benchtop_core::store::StoreError),
+}
+
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub store: Arc<Store>,
+    pub config: ServerConfig,
+    pub metrics: Arc<Metrics>,
+    pub started: Instant,
+    /// The live-traffic run every call is recorded in.
+    pub traffic_run: Id,
+    validators: HashMap<String, Validator>,
+    batchers: Mutex<HashMap<String, Arc<Batcher>>>,
+    /// Target ids of local models, by folder (fingerprinting reads the whole model file: once).
+    targets: Mutex<HashMap<PathBuf, Id>>,
+    generation: Arc<Semaphore>,
+    generation_waiting: Arc<AtomicUsize>,
+}
+
+impl AppState {
+    pub fn new(engine: Arc<Engine>, store: Arc<Store>, config: ServerConfig) -> Result<AppState, StartError> {
+        let validators = config
+            .rules
+            .iter()
+            .map(|(model, rules)| {
+                Validator::new(rules)
+                    .map(|v| (model.clone(), v))
+                    .map_err(|reason| StartError::Rules { model: model.clone(), reason })
+            })
+            .collect::<Result<_, _>>()?;
+        let traffic_run = store.traffic_run()?;
+        Ok(AppState {
+            engine,
+            store,
+            metrics: Arc::new(Metrics::default()),
+            started: Instant::now(),
+            traffic_run,
+            validators,
+            batchers: Mutex::new(HashMap::new()),
+            targets: Mutex::new(HashMap::new()),
+            generation: Arc::new(Semaphore::new(config.generation_slots.max(1))),
+            generation_waiting: Arc::new(AtomicUsize::new(0)),
+            config,
+        })
+    }
+
+    /// Problems `text` has under the rules configured for `model` (empty: none, or no rules).
+    pub fn rule_problems(&self, model: &str, text: &str) -> Vec<String> {
+        let Some(validator) = self.validators.get(model) else { return Vec::new() };
+        let mut vars = serde_json::Map::new();
+        vars.insert("input".into(), serde_json::Value::String(text.to_string()));
+        validator.check(&vars)
+    }
+
+    /// The loaded model `name`, which must do `task` (`embedding` or `classification`), and its
+    /// batch queue, loading both on first use.
+    pub async fn batcher(&self, name: &str, task: &'static str) -> Result<(Arc<Model>, Arc<Batcher>), ApiError> {
+        let engine = Arc::clone(&self.engine);
+        let owned = name.to_string();
+        // Loaded models are answered from memory; a first load reads files and builds a session.
+        let model = tokio::task::spawn_blocking(move || engine.model(&owned))
+            .await
+            .map_err(|e| ApiError::internal(format!("loading the model failed: {e}")))??;
+        if model.folder().task.name() != task {
+            return Err(ApiError::invalid(format!(
+                "model `{name}` is a {} model; this endpoint needs a {task} model (GET /v1/models lists the tasks)",
+                model.folder().task.name()
+            )));
+        }
+        let mut batchers = self.batchers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(batcher) = batchers.get(name) {
+            return Ok((model, Arc::clone(batcher)));
+        }
+        let batcher = Arc::new(
+            Batcher::spawn(Arc::clone(&model), &self.config.batch, Arc::clone(&self.metrics))
+                .map_err(|e| ApiError::internal(format!("cannot start the batch worker: {e}")))?,
+        );
+        batchers.insert(name.to_string(), Arc::clone(&batcher));
+        Ok((model, batcher))
+    }
+
+    /// Update the queue-depth gauges (at scrape time).
+    pub fn refresh_gauges(&self) {
+        let batchers = self.batchers.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, batcher) in batchers.iter() {
+            self.metrics.set_queue_depth(name, batcher.waiting());
+        }
+    }
+
+    /// The log's target for a local model folder.
+    pub async fn target_id(&self, folder: &ModelFolder) -> Result<Id, ApiError> {
+        if let Some(id) = self.targets.lock().unwrap_or_else(|p| p.into_inner()).get(&folder.dir) {
+            return Ok(*id);
+        }
+        let store = Arc::clone(&self.store);
+        let folder_owned = folder.clone();
+        let id = tokio::task::spawn_blocking(move || -> Result<Id, ApiError> {
+            let fingerprint = folder_owned
+                .fingerprint()
+                .map_err(|e| ApiError::internal(format!("cannot read {}: {e}", folder_owned.model_path().display())))?;
+            let task = &folder_owned.task;
+            let config = serde_json::json!({ "task": task.name(), "dir": folder_owned.dir, "details": task });
+            Ok(store.upsert_target(NewTarget {
+                kind: TargetKind::Local,
+                name: folder_owned.name.clone(),
+                fingerprint,
+                config,
+            })?)
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+        self.targets.lock().unwrap_or_else(|p| p.into_inner()).insert(folder.dir.clone(), id);
+        Ok(id)
+    }
+
+    /// A turn to generate, or 429 when too many are already waiting.
+    pub async fn generation_slot(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        if let Ok(permit) = Arc::clone(&self.generation).try_acquire_owned() {
+            return Ok(permit);
+        }
+        let waiting = self.generation_waiting.fetch_add(1, Ordering::SeqCst);
+        if waiting >= self.config.generation_queue {
+            self.generation_waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(ApiError::overloaded(format!(
+                "{waiting} chat requests are already waiting for the model; retry shortly"
+            )));
+        }
+        let permit = Arc::clone(&self.generation).acquire_owned().await;
+        self.generation_waiting.fetch_sub(1, Ordering::SeqCst);
+        permit.map_err(|_| ApiError::unavailable("the server is shutting down"))
+    }
+
+    /// After the last request: stop the batch workers (each finishes its queue) and wait until
+    /// every queued log write has committed.
+    pub async fn shutdown(&self) {
+        let batchers = std::mem::take(&mut *self.batchers.lock().unwrap_or_else(|p| p.into_inner()));
+        let store = Arc::clone(&self.store);
+        let _ = tokio::task::spawn_blocking(move || {
+            drop(batchers);
+            if let Err(e) = store.flush() {
+                tracing::error!(error = %e, "flushing the feedback log at shutdown");
+            }
+        })
+        .await;
+        tracing::info!("stopped; the feedback log is flushed");
+    }
+}

@@ -1,0 +1,97 @@
+//! Recording calls in the feedback log's live-traffic run.
+//!
+//! Results are queued on the store's writer and the response goes out without waiting for the
+//! commit. Only if the writer is far behind (its queue full) does a request wait for its own
+//! write: the log never drops a call, and back-pressure reaches clients instead.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap};
+use benchtop_core::store::NewResult;
+use serde_json::{json, Value};
+
+use crate::state::AppState;
+
+/// Who called: peer address and user agent, stored with each logged call.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub addr: Option<SocketAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl Client {
+    pub fn new(addr: Option<SocketAddr>, headers: &HeaderMap) -> Client {
+        let user_agent =
+            headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(200).collect());
+        Client { addr, user_agent }
+    }
+
+    pub fn json(&self) -> Value {
+        json!({ "addr": self.addr.map(|a| a.to_string()), "user_agent": self.user_agent })
+    }
+}
+
+/// A new call id: `call_` and 24 random hex digits.
+pub fn call_id() -> String {
+    match crate::token::random_hex(12) {
+        Ok(hex) => format!("call_{hex}"),
+        // The OS random source failing is near impossible; time and a counter still make ids unique.
+        Err(_) => {
+            static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            format!("call_{:x}{n:x}", benchtop_core::store::now_ms())
+        }
+    }
+}
+
+/// Record `results` (one call's) unless logging is off.
+pub async fn record(state: &Arc<AppState>, results: Vec<NewResult>) {
+    if !state.config.log_traffic || results.is_empty() {
+        return;
+    }
+    for result in results {
+        let metrics = Arc::clone(&state.metrics);
+        let fallback = result.clone();
+        let queued = state.store.submit_result(result, move |outcome| match outcome {
+            Ok(_) => metrics.logged(true),
+            Err(e) => {
+                metrics.logged(false);
+                tracing::error!(error = %e, "recording a call in the feedback log failed");
+            }
+        });
+        if let Err(busy) = queued {
+            tracing::warn!(error = %busy, "the feedback log is behind; this request waits for its write");
+            let store = Arc::clone(&state.store);
+            let ok = tokio::task::spawn_blocking(move || store.record_result(fallback))
+                .await
+                .map(|r| r.map_err(|e| tracing::error!(error = %e, "recording a call failed")).is_ok())
+                .unwrap_or(false);
+            state.metrics.logged(ok);
+        }
+    }
+}
+
+/// [`record`] for code already on a blocking thread (the chat generation).
+pub fn record_blocking(state: &Arc<AppState>, result: NewResult) {
+    if !state.config.log_traffic {
+        return;
+    }
+    let metrics = Arc::clone(&state.metrics);
+    let fallback = result.clone();
+    let queued = state.store.submit_result(result, move |outcome| match outcome {
+        Ok(_) => metrics.logged(true),
+        Err(e) => {
+            metrics.logged(false);
+            tracing::error!(error = %e, "recording a call in the feedback log failed");
+        }
+    });
+    if queued.is_err() {
+        let ok = state
+            .store
+            .record_result(fallback)
+            .map_err(|e| tracing::error!(error = %e, "recording a call failed"))
+            .is_ok();
+        state.metrics.logged(ok);
+    }
+}
