@@ -62,6 +62,9 @@ pub struct ServerConfig {
     pub rules: HashMap<String, Rules>,
     /// Record calls in the feedback log (on unless turned off).
     pub log_traffic: bool,
+    /// Calls queued for the log at most. When the log falls this far behind, requests wait for
+    /// room before answering: memory stays bounded and the slowdown reaches clients.
+    pub log_queue: usize,
 }
 
 impl ServerConfig {
@@ -91,6 +94,7 @@ impl ServerConfig {
             generation_queue: 32,
             rules: HashMap::new(),
             log_traffic: true,
+            log_queue: 1024,
         }
     }
 }
@@ -117,6 +121,8 @@ pub struct AppState {
     targets: Mutex<HashMap<PathBuf, Id>>,
     generation: Arc<Semaphore>,
     generation_waiting: Arc<AtomicUsize>,
+    /// Room in the log's queue (see [`ServerConfig::log_queue`]).
+    pub(crate) log_room: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -142,6 +148,7 @@ impl AppState {
             targets: Mutex::new(HashMap::new()),
             generation: Arc::new(Semaphore::new(config.generation_slots.max(1))),
             generation_waiting: Arc::new(AtomicUsize::new(0)),
+            log_room: Arc::new(Semaphore::new(config.log_queue.max(1))),
             config,
         })
     }

@@ -1,8 +1,9 @@
 //! Recording calls in the feedback log's live-traffic run.
 //!
 //! Results are queued on the store's writer and the response goes out without waiting for the
-//! commit. Only if the writer is far behind (its queue full) does a request wait for its own
-//! write: the log never drops a call, and back-pressure reaches clients instead.
+//! commit. At most [`ServerConfig::log_queue`](crate::ServerConfig) calls wait for the writer at
+//! once: when the log falls that far behind, a request waits for room before it answers. The log
+//! never drops a call, its queue's memory stays bounded, and back-pressure reaches clients.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,16 +52,22 @@ pub async fn record(state: &Arc<AppState>, results: Vec<NewResult>) {
         return;
     }
     for result in results {
+        // Room in the queue; released once the write has committed (or failed).
+        let Ok(room) = Arc::clone(&state.log_room).acquire_owned().await else { return };
         let metrics = Arc::clone(&state.metrics);
         let fallback = result.clone();
-        let queued = state.store.submit_result(result, move |outcome| match outcome {
-            Ok(_) => metrics.logged(true),
-            Err(e) => {
-                metrics.logged(false);
-                tracing::error!(error = %e, "recording a call in the feedback log failed");
+        let queued = state.store.submit_result(result, move |outcome| {
+            drop(room);
+            match outcome {
+                Ok(_) => metrics.logged(true),
+                Err(e) => {
+                    metrics.logged(false);
+                    tracing::error!(error = %e, "recording a call in the feedback log failed");
+                }
             }
         });
         if let Err(busy) = queued {
+            // The store's own queue is full (other writers): wait for this write.
             tracing::warn!(error = %busy, "the feedback log is behind; this request waits for its write");
             let store = Arc::clone(&state.store);
             let ok = tokio::task::spawn_blocking(move || store.record_result(fallback))
