@@ -114,17 +114,30 @@ impl GlobalArgs {
         self.engine_with(EngineOptions::default())
     }
 
-    pub fn engine_with(&self, options: EngineOptions) -> Result<Engine, EngineError> {
+    fn engine_with(&self, options: EngineOptions) -> Result<Engine, EngineError> {
         Ok(Engine::new(self.runtime()?, self.catalog(), options))
+    }
+
+    /// An engine for a server: ONNX Runtime's idle threads do not spin, leaving the cores to the
+    /// HTTP and logging threads between runs.
+    pub fn server_engine(&self, options: EngineOptions) -> Result<Engine, EngineError> {
+        let mut runtime = self.runtime_options();
+        runtime.spin = false;
+        let runtime = Runtime::locate_and_load(self.ort_lib.as_deref(), &self.dirs(), &runtime)?;
+        Ok(Engine::new(runtime, self.catalog(), options))
     }
 
     /// ONNX Runtime, with `--threads`.
     pub fn runtime(&self) -> Result<Runtime, EngineError> {
+        Runtime::locate_and_load(self.ort_lib.as_deref(), &self.dirs(), &self.runtime_options())
+    }
+
+    fn runtime_options(&self) -> RuntimeOptions {
         let mut options = RuntimeOptions::default();
         if let Some(threads) = self.threads {
             options.intra_threads = threads.max(1);
         }
-        Runtime::locate_and_load(self.ort_lib.as_deref(), &self.dirs(), &options)
+        options
     }
 }
 

@@ -1,16 +1,17 @@
 //! Dynamic batching: concurrent requests to one embedding or classification model are grouped
 //! into one `session.run`.
 //!
-//! Each model has a bounded queue and one worker thread. The worker takes the oldest request,
-//! then every request already waiting, and — while the batch is short of `max_batch` texts —
-//! waits up to `max_wait` for more; then runs the whole batch at once and hands each request its
-//! rows. While it runs, new requests queue, so under load batches fill without any waiting.
+//! Each model has a bounded queue and one worker thread per replica (see `BatchOptions::workers`).
+//! A worker takes the oldest request, then every request already waiting, and — while the batch
+//! is short of `max_batch` texts — waits up to `max_wait` for more; then runs the whole batch at
+//! once and hands each request its rows. While it runs, new requests queue (and another worker
+//! collects them), so under load batches fill without any waiting.
 //! A full queue is refused at once (the caller answers 429): latency stays bounded instead of
 //! growing without limit.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -28,11 +29,15 @@ pub struct BatchOptions {
     pub max_wait: Duration,
     /// Texts waiting at most; beyond it requests are refused (429).
     pub queue_texts: usize,
+    /// Worker threads per model, each with its own single-threaded copy of the model (1: one
+    /// worker on the shared multi-threaded session).
+    pub workers: usize,
 }
 
 impl Default for BatchOptions {
     fn default() -> Self {
-        BatchOptions { max_batch: 32, max_wait: Duration::from_millis(1), queue_texts: 2048 }
+        let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+        BatchOptions { max_batch: 8, max_wait: Duration::from_millis(1), queue_texts: 2048, workers: cores.min(4) }
     }
 }
 
@@ -69,25 +74,31 @@ pub struct Batcher {
     sender: Option<SyncSender<Job>>,
     waiting: Arc<AtomicUsize>,
     capacity: usize,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Batcher {
-    pub fn spawn(model: Arc<Model>, options: &BatchOptions, metrics: Arc<Metrics>) -> std::io::Result<Batcher> {
+    /// One worker thread per model in `models` (replicas of one model), all taking batches from
+    /// one queue.
+    pub fn spawn(models: Vec<Arc<Model>>, options: &BatchOptions, metrics: Arc<Metrics>) -> std::io::Result<Batcher> {
         let capacity = options.queue_texts.max(1);
         let (sender, receiver) = sync_channel::<Job>(capacity);
+        let receiver = Arc::new(Mutex::new(receiver));
         let waiting = Arc::new(AtomicUsize::new(0));
-        let worker = Worker {
-            model,
-            receiver,
-            waiting: Arc::clone(&waiting),
-            max_batch: options.max_batch.max(1),
-            max_wait: options.max_wait,
-            metrics,
-        };
-        let name = format!("batch-{}", worker.model.name());
-        let thread = std::thread::Builder::new().name(name).spawn(move || worker.run())?;
-        Ok(Batcher { sender: Some(sender), waiting, capacity, thread: Some(thread) })
+        let mut threads = Vec::new();
+        for (i, model) in models.into_iter().enumerate() {
+            let worker = Worker {
+                model,
+                receiver: Arc::clone(&receiver),
+                waiting: Arc::clone(&waiting),
+                max_batch: options.max_batch.max(1),
+                max_wait: options.max_wait,
+                metrics: Arc::clone(&metrics),
+            };
+            let name = format!("batch-{i}-{}", worker.model.name());
+            threads.push(std::thread::Builder::new().name(name).spawn(move || worker.run())?);
+        }
+        Ok(Batcher { sender: Some(sender), waiting, capacity, threads })
     }
 
     /// Queue `texts`; the receiver gets their rows once their batch has run.
@@ -122,7 +133,7 @@ impl Drop for Batcher {
     /// Closing the queue lets the worker finish what is queued, then stop; wait for it.
     fn drop(&mut self) {
         self.sender.take();
-        if let Some(thread) = self.thread.take() {
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }
@@ -130,7 +141,8 @@ impl Drop for Batcher {
 
 struct Worker {
     model: Arc<Model>,
-    receiver: Receiver<Job>,
+    /// Shared by the replicas' workers: one collects a batch while the others run theirs.
+    receiver: Arc<Mutex<Receiver<Job>>>,
     waiting: Arc<AtomicUsize>,
     max_batch: usize,
     max_wait: Duration,
@@ -139,33 +151,41 @@ struct Worker {
 
 impl Worker {
     fn run(self) {
-        while let Ok(first) = self.receiver.recv() {
-            let mut texts = first.texts.len();
-            let mut jobs = vec![first];
-            let deadline = Instant::now() + self.max_wait;
-            while texts < self.max_batch {
-                let next = match self.receiver.try_recv() {
-                    Ok(job) => Some(job),
-                    Err(TryRecvError::Disconnected) => None,
-                    Err(TryRecvError::Empty) => {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
-                            None
-                        } else {
-                            match self.receiver.recv_timeout(left) {
-                                Ok(job) => Some(job),
-                                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-                            }
-                        }
-                    }
-                };
-                let Some(job) = next else { break };
-                texts += job.texts.len();
-                jobs.push(job);
-            }
-            self.waiting.fetch_sub(texts, Ordering::SeqCst);
+        while let Some((jobs, texts)) = self.next_batch() {
             self.run_batch(jobs, texts);
         }
+    }
+
+    /// The next batch: the oldest request, then whatever else is waiting, and — while short of
+    /// `max_batch` — what arrives within `max_wait`. `None` once the queue is closed and empty.
+    fn next_batch(&self) -> Option<(Vec<Job>, usize)> {
+        let receiver = self.receiver.lock().unwrap_or_else(|p| p.into_inner());
+        let first = receiver.recv().ok()?;
+        let mut texts = first.texts.len();
+        let mut jobs = vec![first];
+        let deadline = Instant::now() + self.max_wait;
+        while texts < self.max_batch {
+            let next = match receiver.try_recv() {
+                Ok(job) => Some(job),
+                Err(TryRecvError::Disconnected) => None,
+                Err(TryRecvError::Empty) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        None
+                    } else {
+                        match receiver.recv_timeout(left) {
+                            Ok(job) => Some(job),
+                            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
+                        }
+                    }
+                }
+            };
+            let Some(job) = next else { break };
+            texts += job.texts.len();
+            jobs.push(job);
+        }
+        self.waiting.fetch_sub(texts, Ordering::SeqCst);
+        Some((jobs, texts))
     }
 
     fn run_batch(&self, jobs: Vec<Job>, total: usize) {

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use benchtop_core::engine::{Engine, Model, ModelFolder};
+use benchtop_core::engine::{Engine, ModelFolder};
 use benchtop_core::runs::checks::{Rules, Validator};
 use benchtop_core::store::{Id, NewTarget, Store, TargetKind};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
 use crate::batch::{BatchOptions, Batcher};
 use crate::error::ApiError;
@@ -116,7 +116,7 @@ pub struct AppState {
     /// The live-traffic run every call is recorded in.
     pub traffic_run: Id,
     validators: HashMap<String, Validator>,
-    batchers: Mutex<HashMap<String, Arc<Batcher>>>,
+    batchers: Mutex<HashMap<String, Arc<OnceCell<(ModelFolder, Arc<Batcher>)>>>>,
     /// Target ids of local models, by folder (fingerprinting reads the whole model file: once).
     targets: Mutex<HashMap<PathBuf, Id>>,
     generation: Arc<Semaphore>,
@@ -161,38 +161,74 @@ impl AppState {
         validator.check(&vars)
     }
 
-    /// The loaded model `name`, which must do `task` (`embedding` or `classification`), and its
-    /// batch queue, loading both on first use.
-    pub async fn batcher(&self, name: &str, task: &'static str) -> Result<(Arc<Model>, Arc<Batcher>), ApiError> {
+    /// The batch queue of model `name`, which must do `task` (`embedding` or `classification`),
+    /// and the model's folder; loading the model's replicas on first use.
+    pub async fn batcher(&self, name: &str, task: &'static str) -> Result<(ModelFolder, Arc<Batcher>), ApiError> {
+        // One cell per model: concurrent first requests wait for one load instead of each
+        // building sessions (a burst of 32 loads at once starves the machine, or worse).
+        let cell = Arc::clone(self.batchers.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_string()).or_default());
+        let (folder, batcher) = cell
+            .get_or_try_init(|| async {
+                let engine = Arc::clone(&self.engine);
+                let owned = name.to_string();
+                let workers = self.config.batch.workers.max(1);
+                // Reading the folder is cheap; loading replicas builds sessions: off the executor.
+                let loaded = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+                    let folder = engine.catalog().find(&owned)?;
+                    if folder.task.name() != task {
+                        return Ok(Err(folder));
+                    }
+                    Ok(Ok(engine.replicas(&owned, workers)?))
+                })
+                .await
+                .map_err(|e| ApiError::internal(format!("loading the model failed: {e}")))??;
+                let replicas = match loaded {
+                    Ok(replicas) => replicas,
+                    // Not cached: the folder may be replaced while the server runs.
+                    Err(folder) => return Err(wrong_task(name, &folder, task)),
+                };
+                let folder = replicas[0].folder().clone();
+                let batcher = Batcher::spawn(replicas, &self.config.batch, Arc::clone(&self.metrics))
+                    .map_err(|e| ApiError::internal(format!("cannot start the batch workers: {e}")))?;
+                Ok::<_, ApiError>((folder, Arc::new(batcher)))
+            })
+            .await?
+            .clone();
+        if folder.task.name() != task {
+            return Err(wrong_task(name, &folder, task));
+        }
+        Ok((folder, batcher))
+    }
+
+    /// Load `name` now (its batch workers, or its generator) instead of on its first request.
+    /// Returns the model's task.
+    pub async fn preload(&self, name: &str) -> Result<&'static str, ApiError> {
         let engine = Arc::clone(&self.engine);
         let owned = name.to_string();
-        // Loaded models are answered from memory; a first load reads files and builds a session.
-        let model = tokio::task::spawn_blocking(move || engine.model(&owned))
+        let folder = tokio::task::spawn_blocking(move || engine.catalog().find(&owned))
             .await
-            .map_err(|e| ApiError::internal(format!("loading the model failed: {e}")))??;
-        if model.folder().task.name() != task {
-            return Err(ApiError::invalid(format!(
-                "model `{name}` is a {} model; this endpoint needs a {task} model (GET /v1/models lists the tasks)",
-                model.folder().task.name()
-            )));
+            .map_err(|e| ApiError::internal(e.to_string()))??;
+        let task = folder.task.name();
+        if task == "generation" {
+            let engine = Arc::clone(&self.engine);
+            let owned = name.to_string();
+            tokio::task::spawn_blocking(move || engine.generator(&owned))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))??;
+        } else {
+            self.batcher(name, task).await?;
         }
-        let mut batchers = self.batchers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(batcher) = batchers.get(name) {
-            return Ok((model, Arc::clone(batcher)));
-        }
-        let batcher = Arc::new(
-            Batcher::spawn(Arc::clone(&model), &self.config.batch, Arc::clone(&self.metrics))
-                .map_err(|e| ApiError::internal(format!("cannot start the batch worker: {e}")))?,
-        );
-        batchers.insert(name.to_string(), Arc::clone(&batcher));
-        Ok((model, batcher))
+        self.target_id(&folder).await?;
+        Ok(task)
     }
 
     /// Update the queue-depth gauges (at scrape time).
     pub fn refresh_gauges(&self) {
         let batchers = self.batchers.lock().unwrap_or_else(|p| p.into_inner());
-        for (name, batcher) in batchers.iter() {
-            self.metrics.set_queue_depth(name, batcher.waiting());
+        for (name, cell) in batchers.iter() {
+            if let Some((_, batcher)) = cell.get() {
+                self.metrics.set_queue_depth(name, batcher.waiting());
+            }
         }
     }
 
@@ -253,4 +289,11 @@ impl AppState {
         .await;
         tracing::info!("stopped; the feedback log is flushed");
     }
+}
+
+fn wrong_task(name: &str, folder: &ModelFolder, task: &str) -> ApiError {
+    ApiError::invalid(format!(
+        "model `{name}` is a {} model; this endpoint needs a {task} model (GET /v1/models lists the tasks)",
+        folder.task.name()
+    ))
 }

@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
 use benchtop_core::engine::{
-    Classification, Embedding, FinishReason, GenerateParams, Generation, Message, Model, Prompt, Role, Task,
+    Classification, Embedding, FinishReason, GenerateParams, Generation, Message, ModelFolder, Prompt, Role, Task,
 };
 use benchtop_core::store::{now_ms, Answer, Feedback, Id, LabelSource, NewFeedback, NewResult};
 use serde::Deserialize;
@@ -212,8 +212,8 @@ async fn run_batched(
     model_name: &str,
     task: &'static str,
     texts: &[String],
-) -> Result<(Arc<Model>, Rows, crate::batch::BatchInfo), ApiError> {
-    let (model, batcher) = state.batcher(model_name, task).await?;
+) -> Result<(ModelFolder, Rows, crate::batch::BatchInfo), ApiError> {
+    let (folder, batcher) = state.batcher(model_name, task).await?;
     let rx = batcher.submit(texts.to_vec()).map_err(|o| {
         ApiError::overloaded(format!(
             "`{model_name}` has {} texts waiting already; retry shortly (the queue holds {})",
@@ -222,7 +222,7 @@ async fn run_batched(
     })?;
     let (rows, info) =
         rx.await.map_err(|_| ApiError::unavailable("the model's worker stopped; the server is shutting down"))??;
-    Ok((model, rows, info))
+    Ok((folder, rows, info))
 }
 
 fn with_call_id(call_id: &str, body: Value) -> Response {
@@ -258,7 +258,7 @@ pub async fn predict(
         }
     };
     check_rules(&state, &model_name, &texts)?;
-    let (model, rows, info) = run_batched(&state, &model_name, "classification", &texts).await?;
+    let (folder, rows, info) = run_batched(&state, &model_name, "classification", &texts).await?;
     let Rows::Classes(classes) = rows else {
         return Err(ApiError::internal("the batch worker answered with embeddings"));
     };
@@ -296,7 +296,7 @@ pub async fn predict(
             "usage": { "prompt_tokens": tokens, "total_tokens": tokens },
         }),
     );
-    let target_id = state.target_id(model.folder()).await?;
+    let target_id = state.target_id(&folder).await?;
     let client = Client::new(peer.map(|c| c.0 .0), &headers);
     let results = texts
         .into_iter()
@@ -358,7 +358,7 @@ pub async fn embeddings(
         }
     };
     check_rules(&state, &model_name, &texts)?;
-    let (model, rows, info) = run_batched(&state, &model_name, "embedding", &texts).await?;
+    let (folder, rows, info) = run_batched(&state, &model_name, "embedding", &texts).await?;
     let Rows::Embeddings(vectors) = rows else {
         return Err(ApiError::internal("the batch worker answered with labels"));
     };
@@ -396,7 +396,7 @@ pub async fn embeddings(
             "usage": { "prompt_tokens": tokens, "total_tokens": tokens },
         }),
     );
-    let target_id = state.target_id(model.folder()).await?;
+    let target_id = state.target_id(&folder).await?;
     let client = Client::new(peer.map(|c| c.0 .0), &headers);
     // The vector itself is not stored: it is reproducible from the input and the model
     // fingerprint, and would make the log hundreds of times larger.

@@ -33,12 +33,17 @@ pub struct Args {
     /// Load these models before taking requests (repeatable)
     #[arg(long, value_name = "MODEL")]
     preload: Vec<String>,
-    /// Texts per model batch at most
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024), value_name = "N")]
+    /// Texts per batch at most, per worker (small batches on several single-threaded workers
+    /// beat large ones on one multi-threaded session; docs/benchmarks.md)
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024), value_name = "N")]
     batch_size: u16,
     /// How long a short batch waits for more requests, in milliseconds
     #[arg(long, default_value_t = 1.0, value_name = "MS")]
     batch_wait_ms: f64,
+    /// Batch workers per embedding/classification model, each with its own single-threaded copy
+    /// of the model (1: one worker using all --threads) [default: cores, at most 4]
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
     /// Texts waiting per model at most; more gets 429 Too Many Requests
     #[arg(long, default_value_t = 2048, value_name = "N")]
     queue: usize,
@@ -96,11 +101,7 @@ pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
         }
         None => HashMap::new(),
     };
-    let engine = Arc::new(global.engine_with(EngineOptions { max_batch: usize::from(args.batch_size) })?);
-    for name in &args.preload {
-        let model = engine.model(name).with_context(|| format!("preloading `{name}`"))?;
-        eprintln!("loaded {} ({})", model.name(), model.folder().task.name());
-    }
+    let engine = Arc::new(global.server_engine(EngineOptions { max_batch: usize::from(args.batch_size) })?);
     let store = Arc::new(global.store()?);
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the server runtime")?;
@@ -122,11 +123,16 @@ pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
             max_batch: usize::from(args.batch_size),
             max_wait: Duration::from_secs_f64(args.batch_wait_ms.max(0.0) / 1000.0),
             queue_texts: args.queue,
+            workers: args.workers.unwrap_or(BatchOptions::default().workers).max(1),
         };
         config.generation_slots = args.generation_slots.max(1);
         config.rules = rules;
         config.log_traffic = !args.no_log;
         let state = Arc::new(AppState::new(engine, store, config)?);
+        for name in &args.preload {
+            let task = state.preload(name).await.map_err(|e| anyhow::anyhow!("preloading `{name}`: {}", e.message))?;
+            eprintln!("loaded {name} ({task})");
+        }
         if !addr.ip().is_loopback() {
             let warning = format!(
                 "LISTENING ON {addr}, NOT LOOPBACK: anyone who can reach this machine and has the token can run your models and read your feedback log"

@@ -68,6 +68,15 @@ pub struct Model {
 
 impl Model {
     pub fn load(runtime: &Runtime, folder: ModelFolder, options: &EngineOptions) -> Result<Model> {
+        Model::load_with(runtime, folder, options, false)
+    }
+
+    /// [`Model::load`] with a single-threaded session of its own (see [`crate::engine::Engine::replicas`]).
+    pub fn load_single_threaded(runtime: &Runtime, folder: ModelFolder, options: &EngineOptions) -> Result<Model> {
+        Model::load_with(runtime, folder, options, true)
+    }
+
+    fn load_with(runtime: &Runtime, folder: ModelFolder, options: &EngineOptions, single: bool) -> Result<Model> {
         if folder.task == Task::Generation {
             return Err(EngineError::invalid(
                 &folder.dir,
@@ -75,7 +84,11 @@ impl Model {
             ));
         }
         let encoder = TextEncoder::load(&folder)?;
-        let session = runtime.session(&folder.model_path())?;
+        let session = if single {
+            runtime.single_threaded_session(&folder.model_path())?
+        } else {
+            runtime.session(&folder.model_path())?
+        };
         let mut inputs = Vec::new();
         for input in session.inputs() {
             let kind = match input.name() {

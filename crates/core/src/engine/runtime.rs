@@ -67,12 +67,16 @@ pub fn locate_library(explicit: Option<&Path>, dirs: &Dirs) -> Result<PathBuf> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeOptions {
     pub intra_threads: usize,
+    /// Let idle intra-op threads spin, waiting for the next run (ONNX Runtime's default). Best for
+    /// back-to-back runs with nothing else to do; a server, whose other threads (HTTP, logging)
+    /// need the same cores between runs, turns it off.
+    pub spin: bool,
 }
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
-        RuntimeOptions { intra_threads: cores.min(8) }
+        RuntimeOptions { intra_threads: cores.min(8), spin: true }
     }
 }
 
@@ -148,21 +152,41 @@ impl Runtime {
     }
 
     /// A session over the ONNX file at `path`, configured the same way for every caller (the
-    /// engine and its benchmarks alike).
+    /// engine and its benchmarks alike), running on the shared intra-op thread pool.
     pub fn session(&self, path: &Path) -> Result<Session> {
+        self.build_session(path, false)
+    }
+
+    /// A session with one thread of its own, outside the shared pool: several of them, each run
+    /// from its own thread, use the cores without the pool's per-operator hand-offs (see
+    /// [`crate::engine::Engine::replicas`]).
+    pub fn single_threaded_session(&self, path: &Path) -> Result<Session> {
+        self.build_session(path, true)
+    }
+
+    fn build_session(&self, path: &Path, single_threaded: bool) -> Result<Session> {
         let fail = |reason: String| EngineError::ModelLoad { path: path.to_path_buf(), reason };
         // ort's builder errors carry the builder and are not Send; keep only their message.
-        Session::builder(&self.env)
+        let mut builder = Session::builder(&self.env)
             .map_err(|e| fail(e.to_string()))?
             .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(|e| fail(e.to_string()))?
-            .commit_from_file(path)
-            .map_err(|e| fail(e.to_string()))
+            .map_err(|e| fail(e.to_string()))?;
+        if single_threaded {
+            builder = builder
+                .with_independent_thread_pool()
+                .map_err(|e| fail(e.to_string()))?
+                .with_intra_threads(1)
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        builder.commit_from_file(path).map_err(|e| fail(e.to_string()))
     }
 }
 
 fn thread_pool(options: &RuntimeOptions) -> ort::Result<GlobalThreadPoolOptions> {
-    GlobalThreadPoolOptions::default().with_intra_threads(options.intra_threads.max(1))?.with_inter_threads(1)
+    GlobalThreadPoolOptions::default()
+        .with_intra_threads(options.intra_threads.max(1))?
+        .with_inter_threads(1)?
+        .with_spin_control(options.spin)
 }
 
 /// Ask the library at `path` its version (`OrtGetApiBase()->GetVersionString()`), before ort
