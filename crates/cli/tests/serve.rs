@@ -109,7 +109,12 @@ fn the_official_openai_client_just_works() {
         .args([&served.url, &served.token, "tiny-qwen2", "minilm-l6-v2"])
         .output()
         .expect("python runs");
-    assert!(out.status.success(), "the OpenAI client failed:\n{}\n{}", String::from_utf8_lossy(&out.stderr), served.stderr());
+    assert!(
+        out.status.success(),
+        "the OpenAI client failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        served.stderr()
+    );
     let got: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert!(got["models"].as_array().expect("models").contains(&json!("tiny-qwen2")));
     assert_eq!((got["embedding_count"].as_u64(), got["embedding"].as_array().map(Vec::len)), (Some(2), Some(384)));
@@ -141,7 +146,11 @@ fn the_official_openai_client_just_works() {
     assert_eq!(status.as_u16(), 201);
     assert!(served.stop().success(), "{}", served.stderr());
     let history = benchtop(data.path()).args(["history", "hello there"]).output().expect("history");
-    assert!(String::from_utf8_lossy(&history.stdout).contains("tiny-qwen2"), "{}", String::from_utf8_lossy(&history.stderr));
+    assert!(
+        String::from_utf8_lossy(&history.stdout).contains("tiny-qwen2"),
+        "{}",
+        String::from_utf8_lossy(&history.stderr)
+    );
 }
 
 #[test]
@@ -212,13 +221,17 @@ fn load_test_100k_requests_at_concurrency_64() {
                         break;
                     }
                     let (path, body) = if i % 2 == 0 {
-                        ("/v1/predict", json!({"model": "tiny-multilabel", "input": format!("request {i}: my order is late")}))
+                        (
+                            "/v1/predict",
+                            json!({"model": "tiny-multilabel", "input": format!("request {i}: my order is late")}),
+                        )
                     } else {
                         ("/v1/embeddings", json!({"model": "tiny-cls-embed", "input": format!("request {i}: hello")}))
                     };
                     match http.post(format!("{url}{path}")).bearer_auth(&token).json(&body).send().await {
                         Ok(r) if r.status() == 200 => {
-                            let id = r.headers().get("x-benchtop-call-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+                            let id =
+                                r.headers().get("x-benchtop-call-id").and_then(|v| v.to_str().ok()).map(str::to_string);
                             match id {
                                 Some(id) => mine.push(id),
                                 None => errors.push("a 200 without a call id".to_string()),

@@ -26,7 +26,8 @@ fn main() -> AnyResult<()> {
     let dirs = Dirs::resolve(None);
     let runtime = Runtime::locate_and_load(None, &dirs, &RuntimeOptions { spin: false, ..RuntimeOptions::default() })?;
     let engine = Engine::new(runtime, Catalog::new(vec![dirs.default_models()]), EngineOptions { max_batch: 64 });
-    let texts: Vec<String> = std::fs::read_to_string(file)?.lines().filter(|l| !l.trim().is_empty()).map(String::from).collect();
+    let texts: Vec<String> =
+        std::fs::read_to_string(file)?.lines().filter(|l| !l.trim().is_empty()).map(String::from).collect();
     let texts = Arc::new(texts);
     let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
     let shared = engine.model(model)?;

@@ -10,7 +10,7 @@
 //! growing without limit.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -173,10 +173,7 @@ impl Worker {
                     if left.is_zero() {
                         None
                     } else {
-                        match receiver.recv_timeout(left) {
-                            Ok(job) => Some(job),
-                            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-                        }
+                        receiver.recv_timeout(left).ok()
                     }
                 }
             };

@@ -38,7 +38,7 @@ fn check(state: &AppState, headers: &HeaderMap, path: &str) -> Result<(), ApiErr
     let config = &state.config;
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_ascii_lowercase);
     match host {
-        Some(host) if config.allowed_hosts.iter().any(|h| *h == host) => {}
+        Some(host) if config.allowed_hosts.contains(&host) => {}
         Some(host) => {
             return Err(ApiError::forbidden(format!(
                 "requests for host `{host}` are refused (this server answers to {}); start it with --allow-host {host} if that name is yours",
@@ -49,7 +49,7 @@ fn check(state: &AppState, headers: &HeaderMap, path: &str) -> Result<(), ApiErr
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("").to_ascii_lowercase();
-        if !config.allowed_origins.iter().any(|o| *o == origin) {
+        if !config.allowed_origins.contains(&origin) {
             return Err(ApiError::forbidden(format!(
                 "requests from pages on `{origin}` are refused; start the server with --allow-origin {origin} to let that page in"
             )));

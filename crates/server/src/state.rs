@@ -107,6 +107,9 @@ pub enum StartError {
     Store(#[from] benchtop_core::store::StoreError),
 }
 
+/// A model's folder and batch queue, once loaded.
+type Loaded = (ModelFolder, Arc<Batcher>);
+
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub store: Arc<Store>,
@@ -116,7 +119,7 @@ pub struct AppState {
     /// The live-traffic run every call is recorded in.
     pub traffic_run: Id,
     validators: HashMap<String, Validator>,
-    batchers: Mutex<HashMap<String, Arc<OnceCell<(ModelFolder, Arc<Batcher>)>>>>,
+    batchers: Mutex<HashMap<String, Arc<OnceCell<Loaded>>>>,
     /// Target ids of local models, by folder (fingerprinting reads the whole model file: once).
     targets: Mutex<HashMap<PathBuf, Id>>,
     generation: Arc<Semaphore>,
@@ -166,7 +169,8 @@ impl AppState {
     pub async fn batcher(&self, name: &str, task: &'static str) -> Result<(ModelFolder, Arc<Batcher>), ApiError> {
         // One cell per model: concurrent first requests wait for one load instead of each
         // building sessions (a burst of 32 loads at once starves the machine, or worse).
-        let cell = Arc::clone(self.batchers.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_string()).or_default());
+        let cell =
+            Arc::clone(self.batchers.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_string()).or_default());
         let (folder, batcher) = cell
             .get_or_try_init(|| async {
                 let engine = Arc::clone(&self.engine);

@@ -90,14 +90,16 @@ impl Engine {
     /// `n` independent copies of the model `name_or_path`, each with a single-threaded session
     /// of its own (not cached; the caller keeps them). Run from `n` threads at once — one batch
     /// each — they use `n` cores with no hand-offs between threads inside a run: measured on two
-    /// cores, two replicas embed ~20 % more texts per second than one session on a two-thread pool
-    /// (docs/benchmarks.md). With `n` = 1 this is the shared model, on the shared pool.
+    /// cores, two replicas embed ~30 % more texts per second than one session on a two-thread pool
+    /// (426 against 324 on random batches; docs/benchmarks.md). With `n` = 1 this is the shared model, on the shared pool.
     pub fn replicas(&self, name_or_path: &str, n: usize) -> Result<Vec<Arc<Model>>> {
         if n <= 1 {
             return Ok(vec![self.model(name_or_path)?]);
         }
         let folder = self.catalog.find(name_or_path)?;
-        (0..n).map(|_| Model::load_single_threaded(&self.runtime, folder.clone(), &self.options).map(Arc::new)).collect()
+        (0..n)
+            .map(|_| Model::load_single_threaded(&self.runtime, folder.clone(), &self.options).map(Arc::new))
+            .collect()
     }
 
     /// The generation model with this name (or at this folder path), loading it on first use.
