@@ -16,6 +16,7 @@ mod api;
 mod batch;
 mod error;
 mod guard;
+mod jobs;
 mod metrics;
 mod state;
 pub mod token;
@@ -56,6 +57,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/results/{id}/feedback"),
     ("POST", "/api/feedback"),
     ("GET", "/api/history"),
+    ("POST", "/api/runs"),
+    ("POST", "/api/exports"),
+    ("GET", "/api/jobs/{id}"),
+    ("GET", "/api/jobs/{id}/events"),
+    ("POST", "/api/jobs/{id}/cancel"),
 ];
 
 /// The whole application: routes, the guard, limits and metrics, over `state`.
@@ -73,7 +79,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/models", get(api::models))
         .route("/api/test-sets", get(api::test_sets))
         .route("/api/test-sets/{id}/cases", get(api::cases))
-        .route("/api/runs", get(api::runs))
+        .route("/api/runs", get(api::runs).post(jobs::start_run))
+        .route("/api/exports", post(jobs::start_export))
+        .route("/api/jobs/{id}", get(jobs::job))
+        .route("/api/jobs/{id}/events", get(jobs::events))
+        .route("/api/jobs/{id}/cancel", post(jobs::cancel))
         .route("/api/runs/{id}", get(api::run))
         .route("/api/runs/{id}/results", get(api::run_results))
         .route("/api/results/{id}/feedback", get(api::result_feedback))

@@ -126,6 +126,10 @@ pub struct AppState {
     generation_waiting: Arc<AtomicUsize>,
     /// Room in the log's queue (see [`ServerConfig::log_queue`]).
     pub(crate) log_room: Arc<Semaphore>,
+    /// The data directory (exports are written under it).
+    pub data_dir: PathBuf,
+    /// Runs and exports started from the UI.
+    pub(crate) jobs: crate::jobs::Jobs,
 }
 
 impl AppState {
@@ -140,6 +144,7 @@ impl AppState {
             })
             .collect::<Result<_, _>>()?;
         let traffic_run = store.traffic_run()?;
+        let data_dir = store.path().parent().map(PathBuf::from).unwrap_or_default();
         Ok(AppState {
             engine,
             store,
@@ -152,6 +157,8 @@ impl AppState {
             generation: Arc::new(Semaphore::new(config.generation_slots.max(1))),
             generation_waiting: Arc::new(AtomicUsize::new(0)),
             log_room: Arc::new(Semaphore::new(config.log_queue.max(1))),
+            data_dir,
+            jobs: crate::jobs::Jobs::default(),
             config,
         })
     }
@@ -282,6 +289,7 @@ impl AppState {
     /// After the last request: stop the batch workers (each finishes its queue) and wait until
     /// every queued log write has committed.
     pub async fn shutdown(&self) {
+        self.jobs.cancel_all(std::time::Duration::from_secs(10)).await;
         let batchers = std::mem::take(&mut *self.batchers.lock().unwrap_or_else(|p| p.into_inner()));
         let store = Arc::clone(&self.store);
         let _ = tokio::task::spawn_blocking(move || {

@@ -742,3 +742,92 @@ fn shutdown_lets_a_running_stream_finish_and_flushes_the_log() {
     assert!(finish == "stop" || finish == "length", "the generation ran to its own end, not cancelled: {finish}");
     assert!(logged[0].answer.error.is_none() && logged[0].answer.tokens_out.is_some_and(|n| n > 0));
 }
+
+/// Server-sent events of a job until its last one: (event name, data) pairs.
+async fn job_events(c: &Client, job: u64) -> Vec<(String, Value)> {
+    use eventsource_stream::Eventsource;
+    let r = c.http.get(format!("{}/api/jobs/{job}/events", c.url)).bearer_auth(&c.token).send().await.expect("sends");
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut stream = r.bytes_stream().eventsource();
+    let mut events = Vec::new();
+    while let Some(event) =
+        tokio::time::timeout(Duration::from_secs(60), stream.next()).await.expect("an event within 60 s")
+    {
+        let event = event.expect("event");
+        events.push((event.event.clone(), serde_json::from_str(&event.data).expect("json data")));
+    }
+    events
+}
+
+#[test]
+fn runs_and_exports_started_from_the_api_stream_their_progress() {
+    let server = TestServer::start(|_| {});
+    let store = server.store();
+    let set = store.create_test_set("tickets", None).expect("set");
+    let cases = [
+        ("I was charged twice for my plan", "billing"),
+        ("The app crashes when I log in", "technical"),
+        ("hello", "sales"),
+    ];
+    let new = cases
+        .iter()
+        .map(|(text, label)| benchtop_core::store::NewCase {
+            vars: [("text".to_string(), json!(text))].into_iter().collect(),
+            expected: Some(label.to_string()),
+            tags: vec![],
+        })
+        .collect();
+    store.add_cases(set, new).expect("cases");
+    let c = server.client();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    rt.block_on(async {
+        let spec = json!({"name": "api run", "test_set": "tickets", "targets": [{"model": "support-triage"}], "assert": [{"type": "label-equals-expected"}]});
+        let (status, _, started) = c.post("/api/runs", json!({"spec": spec})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+        let (job, run_id) = (started["job"].as_u64().expect("job"), started["run_id"].as_i64().expect("run id"));
+        let events = job_events(&c, job).await;
+        assert_eq!(events[0].0, "state", "a snapshot comes first");
+        let last = events.last().expect("events");
+        assert_eq!(last.0, "done", "{events:?}");
+        assert_eq!(last.1["result"]["run_id"], run_id);
+        let (status, state) = c.get(&format!("/api/jobs/{job}")).await;
+        assert_eq!((status, state["status"].as_str(), state["done"].as_u64(), state["total"].as_u64()), (StatusCode::OK, Some("done"), Some(3), Some(3)));
+        let (_, results) = c.get(&format!("/api/runs/{run_id}/results")).await;
+        assert_eq!(results["results"].as_array().expect("results").len(), 3);
+
+        // Export that run as JSONL, watched to the end; the files hold the three results.
+        let (status, _, export) = c.post("/api/exports", json!({"format": "jsonl", "name": "api-export", "filter": {"run_id": run_id}})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{export}");
+        let job = export["job"].as_u64().expect("job");
+        let events = job_events(&c, job).await;
+        let last = events.last().expect("events");
+        assert_eq!(last.0, "done", "{events:?}");
+        let dir = PathBuf::from(export["dir"].as_str().expect("dir"));
+        let file = last.1["result"]["manifest"]["files"][0]["path"].as_str().expect("file").to_string();
+        let text = std::fs::read_to_string(dir.join(&file)).expect("exported file");
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(text.contains("I was charged twice"));
+        let (status, _, body) = c.post(&format!("/api/jobs/{job}/cancel"), json!({})).await;
+        assert_eq!((status, error_type(&body)), (StatusCode::CONFLICT, "invalid_request_error"));
+        let (status, _, again) = c.post("/api/exports", json!({"format": "jsonl", "name": "api-export"})).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let events = job_events(&c, again["job"].as_u64().expect("job")).await;
+        assert_eq!(events.last().expect("events").0, "failed", "an earlier export is not overwritten: {events:?}");
+
+        // Bad requests say what is wrong.
+        for (body, status, needle) in [
+            (json!({"spec": {"test_set": "nope", "targets": [{"model": "support-triage"}]}}), StatusCode::NOT_FOUND, "no test set named `nope`"),
+            (json!({"spec": {"test_set": "tickets", "targets": [{"model": "support-triage", "temprature": 1}]}}), StatusCode::BAD_REQUEST, "temprature"),
+            (json!({"spec": {"tests": "x.csv", "targets": [{"model": "support-triage"}]}}), StatusCode::BAD_REQUEST, "import it first"),
+            (json!({"spec": {"input": "hi", "targets": [{"model": "gpt", "provider": "nope"}]}}), StatusCode::BAD_REQUEST, "does not define"),
+        ] {
+            let (got, _, answer) = c.post("/api/runs", body.clone()).await;
+            assert_eq!(got, status, "{body} → {answer}");
+            assert!(answer["error"]["message"].as_str().expect("message").contains(needle), "{answer}");
+        }
+        let (status, _, body) = c.post("/api/exports", json!({"format": "jsonl", "name": "../escape"})).await;
+        assert_eq!((status, error_type(&body)), (StatusCode::BAD_REQUEST, "invalid_request_error"));
+        let (status, body) = c.get("/api/jobs/999").await;
+        assert_eq!((status, error_type(&body)), (StatusCode::NOT_FOUND, "not_found_error"));
+    });
+}

@@ -11,7 +11,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
-use benchtop_core::providers::{ApiKey, PriceTable, Provider};
+use benchtop_core::providers::PriceTable;
 use benchtop_core::runs::{Cases, RunEvent, RunOptions, RunSpec, Runner, Summary};
 use benchtop_core::store::{RunStatus, Store};
 use benchtop_export::import::{import_file, ColumnMap};
@@ -94,18 +94,7 @@ pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
     }
     // Keys are looked up before any async work (the keychain may block).
     let prices = PriceTable::load(&global.dirs().data.join("prices.json")).map_err(anyhow::Error::msg)?;
-    let providers = spec
-        .providers
-        .iter()
-        .filter(|c| spec.targets.iter().any(|t| t.provider.as_deref() == Some(c.name.as_str())))
-        .map(|c| {
-            let key = ApiKey::resolve(c).map(|(key, source)| {
-                tracing::info!(provider = %c.name, ?source, "API key found");
-                key
-            });
-            Provider::new(c.clone(), key, prices.clone())
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let providers = benchtop_core::runs::providers_for(&spec, &prices)?;
     let needs_engine = spec.targets.iter().any(|t| t.provider.is_none())
         || spec.assertions.iter().chain(spec.targets.iter().flat_map(|t| &t.assertions)).any(|a| a.name() == "similar");
     let engine = if needs_engine { Some(Arc::new(global.engine()?)) } else { None };

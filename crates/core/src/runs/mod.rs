@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Engine, GenerateParams, Prompt, Task};
-use crate::providers::{ChatRequest, Message, Provider, ProviderConfig, Role};
+use crate::providers::{ApiKey, ChatRequest, Message, PriceTable, Provider, ProviderConfig, ProviderError, Role};
 use crate::store::{
     text_hash, Answer, Feedback, Id, LabelSource, NewFeedback, NewResult, NewRun, NewTarget, RunKind, RunStatus, Store,
     TargetKind,
@@ -329,6 +329,22 @@ struct Shared {
     cache: bool,
     embedding_model: String,
     stop: Arc<AtomicBool>,
+}
+
+/// The providers `spec`'s remote targets use, each with its key (keychain, then environment;
+/// may block on the keychain) and `prices`.
+pub fn providers_for(spec: &RunSpec, prices: &PriceTable) -> Result<Vec<Provider>, ProviderError> {
+    spec.providers
+        .iter()
+        .filter(|c| spec.targets.iter().any(|t| t.provider.as_deref() == Some(c.name.as_str())))
+        .map(|c| {
+            let key = ApiKey::resolve(c).map(|(key, source)| {
+                tracing::info!(provider = %c.name, ?source, "API key found");
+                key
+            });
+            Provider::new(c.clone(), key, prices.clone())
+        })
+        .collect()
 }
 
 impl Runner {

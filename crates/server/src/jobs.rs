@@ -1,0 +1,336 @@
+//! Long work started from the UI — comparison runs and exports — as jobs: started by a POST that
+//! answers at once, watched as server-sent events (`GET /api/jobs/{id}/events`) or polled
+//! (`GET /api/jobs/{id}`), cancelled with `POST /api/jobs/{id}/cancel`. Each job is one core
+//! operation (`Runner::run`, `benchtop_export::export`); this module only carries its progress.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use benchtop_core::providers::PriceTable;
+use benchtop_core::runs::{providers_for, Cases, RunEvent, RunOptions, RunSpec, Runner};
+use benchtop_core::store::Id;
+use benchtop_export::{ExportOptions, Format, SplitSpec};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::v1::ApiJson;
+
+/// A job's state, as `GET /api/jobs/{id}` gives it and the first event of a stream repeats.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobState {
+    pub id: u64,
+    pub kind: &'static str,
+    /// `running`, `done`, `failed` or `cancelled`.
+    pub status: &'static str,
+    pub done: u64,
+    pub total: Option<u64>,
+    pub run_id: Option<Id>,
+    /// The outcome: a run's summary, an export's manifest.
+    pub result: Option<Value>,
+    pub error: Option<String>,
+}
+
+pub struct Job {
+    state: Mutex<JobState>,
+    events: broadcast::Sender<Value>,
+    cancel: CancellationToken,
+}
+
+impl Job {
+    fn snapshot(&self) -> JobState {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Change the state and tell every watcher (`event` goes out as is, with the job id).
+    fn update(&self, change: impl FnOnce(&mut JobState), mut event: Value) {
+        let id = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            change(&mut state);
+            state.id
+        };
+        event["job"] = json!(id);
+        // Nobody watching is fine.
+        let _ = self.events.send(event);
+    }
+
+    fn finish(&self, outcome: Result<Value, String>, cancelled: bool) {
+        let (status, event) = match (&outcome, cancelled) {
+            (Ok(_), true) => ("cancelled", "cancelled"),
+            (Ok(_), false) => ("done", "done"),
+            (Err(_), _) => ("failed", "failed"),
+        };
+        let (result, error) = match outcome {
+            Ok(result) => (Some(result), None),
+            Err(error) => (None, Some(error)),
+        };
+        let body = json!({ "event": event, "result": result, "error": error });
+        self.update(
+            |s| {
+                s.status = status;
+                s.result = result;
+                s.error = error;
+            },
+            body,
+        );
+    }
+}
+
+#[derive(Default)]
+pub struct Jobs {
+    next: AtomicU64,
+    jobs: Mutex<HashMap<u64, Arc<Job>>>,
+}
+
+impl Jobs {
+    fn start(&self, kind: &'static str) -> Arc<Job> {
+        let id = self.next.fetch_add(1, Ordering::SeqCst) + 1;
+        let (events, _) = broadcast::channel(1024);
+        let state =
+            JobState { id, kind, status: "running", done: 0, total: None, run_id: None, result: None, error: None };
+        let job = Arc::new(Job { state: Mutex::new(state), events, cancel: CancellationToken::new() });
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::clone(&job));
+        job
+    }
+
+    fn get(&self, id: u64) -> Result<Arc<Job>, ApiError> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("no job {id} (jobs are kept until the server stops)")))
+    }
+
+    /// Cancel every running job and wait (up to `patience`) for them to wind down: a cancelled
+    /// run is marked so in the log and can be resumed with `benchtop run --resume`.
+    pub async fn cancel_all(&self, patience: std::time::Duration) {
+        let jobs: Vec<Arc<Job>> = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        for job in &jobs {
+            job.cancel.cancel();
+        }
+        let deadline = tokio::time::Instant::now() + patience;
+        while jobs.iter().any(|j| j.snapshot().status == "running") && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+// ---- runs ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRun {
+    /// The run file's content, as JSON (the YAML keys of `benchtop run`), with `test_set` (a
+    /// stored test set's name) or `input` — not `tests`, a file on the server.
+    spec: RunSpec,
+    #[serde(default)]
+    no_cache: bool,
+}
+
+/// `POST /api/runs`: start a comparison run; answers once it has started (or failed to).
+pub async fn start_run(
+    State(state): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<StartRun>,
+) -> Result<Response, ApiError> {
+    let spec = body.spec;
+    if spec.tests.is_some() {
+        return Err(ApiError::invalid("`tests` names a file; over the API, import it first and give `test_set`"));
+    }
+    spec.check().map_err(|e| ApiError::invalid(e.to_string()))?;
+    let store = Arc::clone(&state.store);
+    let cases = match (&spec.test_set, &spec.input) {
+        (Some(name), None) => {
+            let name = name.clone();
+            let set = tokio::task::spawn_blocking(move || store.test_set_by_name(&name))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))??;
+            let set = set.ok_or_else(|| {
+                ApiError::not_found(format!("no test set named `{}`", spec.test_set.as_deref().unwrap_or("")))
+            })?;
+            Cases::TestSet(set.id)
+        }
+        (None, Some(input)) => Cases::Input(input.clone()),
+        _ => return Err(ApiError::invalid("give exactly one of `test_set` and `input`")),
+    };
+    let prices_path = state.data_dir.join("prices.json");
+    let for_keys = spec.clone();
+    // Keys come from the keychain, which may block.
+    let providers = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let prices = PriceTable::load(&prices_path).map_err(ApiError::invalid)?;
+        providers_for(&for_keys, &prices).map_err(|e| ApiError::invalid(e.to_string()))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
+    let runner = Runner::new(Arc::clone(&state.store), Some(Arc::clone(&state.engine)), providers);
+
+    let job = state.jobs.start("run");
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<Result<Id, String>>();
+    let started_tx = Arc::new(Mutex::new(Some(started_tx)));
+    let on_event = {
+        let (job, started_tx) = (Arc::clone(&job), Arc::clone(&started_tx));
+        Arc::new(move |event: RunEvent| {
+            let body = serde_json::to_value(&event).unwrap_or(Value::Null);
+            match event {
+                RunEvent::Started { run_id, cells, already_done } => {
+                    job.update(
+                        |s| {
+                            s.run_id = Some(run_id);
+                            s.total = Some((cells + already_done) as u64);
+                            s.done = already_done as u64;
+                        },
+                        body,
+                    );
+                    if let Some(tx) = started_tx.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                        let _ = tx.send(Ok(run_id));
+                    }
+                }
+                RunEvent::Cell(_) => job.update(|s| s.done += 1, body),
+            }
+        })
+    };
+    let task_job = Arc::clone(&job);
+    tokio::spawn(async move {
+        let options = RunOptions { resume: None, no_cache: body.no_cache };
+        let outcome = runner.run(&spec, cases, options, on_event, task_job.cancel.clone()).await;
+        let cancelled = task_job.cancel.is_cancelled();
+        let outcome =
+            outcome.map(|summary| serde_json::to_value(summary).unwrap_or(Value::Null)).map_err(|e| e.to_string());
+        if let Some(tx) = started_tx.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = tx.send(outcome.clone().map(|_| 0));
+        }
+        task_job.finish(outcome, cancelled);
+    });
+    match started_rx.await {
+        Ok(Ok(run_id)) => {
+            Ok((StatusCode::ACCEPTED, Json(json!({ "job": job.snapshot().id, "run_id": run_id }))).into_response())
+        }
+        Ok(Err(error)) => Err(ApiError::invalid(format!("the run could not start: {error}"))),
+        Err(_) => Err(ApiError::internal("the run stopped before it started")),
+    }
+}
+
+// ---- exports ------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartExport {
+    format: Format,
+    /// A folder name under `<data dir>/exports/` (default: the time); never a path.
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    filter: benchtop_core::store::ExportFilter,
+    #[serde(default)]
+    split: Option<SplitSpec>,
+    #[serde(default)]
+    dedup: bool,
+    #[serde(default)]
+    system_prompt: Option<String>,
+    #[serde(default)]
+    overwrite: bool,
+}
+
+/// `POST /api/exports`: write an evaluation set into `<data dir>/exports/<name>/`.
+pub async fn start_export(
+    State(state): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<StartExport>,
+) -> Result<Response, ApiError> {
+    let name = body.name.clone().unwrap_or_else(|| format!("export-{}", benchtop_core::store::now_ms()));
+    if name.is_empty() || name.starts_with('.') || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(ApiError::invalid("`name` must be a plain folder name (letters, digits, - _ .)"));
+    }
+    if let Some(split) = &body.split {
+        if !(split.train > 0.0 && split.train < 1.0) {
+            return Err(ApiError::invalid("`split.train` must be between 0 and 1"));
+        }
+    }
+    let out_dir: PathBuf = state.data_dir.join("exports").join(&name);
+    let options = ExportOptions {
+        format: body.format,
+        out_dir: out_dir.clone(),
+        filter: body.filter,
+        split: body.split,
+        dedup: body.dedup,
+        system_prompt: body.system_prompt,
+        overwrite: body.overwrite,
+    };
+    let job = state.jobs.start("export");
+    let (store, task_job) = (Arc::clone(&state.store), Arc::clone(&job));
+    tokio::task::spawn_blocking(move || {
+        let mut last = 0u64;
+        let outcome = benchtop_export::export(&store, &options, &mut |rows| {
+            // One event per 1,000 rows at most.
+            if rows >= last + 1000 {
+                last = rows;
+                task_job.update(|s| s.done = rows, json!({ "event": "progress", "rows": rows }));
+            }
+        });
+        let outcome =
+            outcome.map(|manifest| json!({ "dir": options.out_dir, "manifest": manifest })).map_err(|e| e.to_string());
+        task_job.finish(outcome, false);
+    });
+    Ok((StatusCode::ACCEPTED, Json(json!({ "job": job.snapshot().id, "dir": out_dir }))).into_response())
+}
+
+// ---- watching and cancelling --------------------------------------------------------------------
+
+pub async fn job(State(state): State<Arc<AppState>>, Path(id): Path<u64>) -> Result<Json<JobState>, ApiError> {
+    Ok(Json(state.jobs.get(id)?.snapshot()))
+}
+
+pub async fn cancel(State(state): State<Arc<AppState>>, Path(id): Path<u64>) -> Result<Json<JobState>, ApiError> {
+    let job = state.jobs.get(id)?;
+    let snapshot = job.snapshot();
+    if snapshot.kind == "export" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "invalid_request_error",
+            "exports cannot be cancelled; a finished export can be replaced with `overwrite`",
+        ));
+    }
+    job.cancel.cancel();
+    Ok(Json(snapshot))
+}
+
+/// The job's state as a first `state` event, then each change as it happens, until it ends.
+pub async fn events(State(state): State<Arc<AppState>>, Path(id): Path<u64>) -> Result<Response, ApiError> {
+    let job = state.jobs.get(id)?;
+    // Subscribe before taking the snapshot: no change falls between the two.
+    let rx = job.events.subscribe();
+    let snapshot = job.snapshot();
+    let finished = snapshot.status != "running";
+    let first = Event::default().event("state").data(json!(snapshot).to_string());
+    let live = (!finished).then_some(rx);
+    let stream = futures_util::stream::unfold((Some(first), live), move |(first, live)| async move {
+        if let Some(first) = first {
+            return Some((Ok::<_, std::convert::Infallible>(first), (None, live)));
+        }
+        let mut rx = live?;
+        loop {
+            match rx.recv().await {
+                Ok(event) => {
+                    let name = event["event"].as_str().unwrap_or("update").to_string();
+                    let last = matches!(name.as_str(), "done" | "failed" | "cancelled");
+                    let sse = Event::default().event(name).data(event.to_string());
+                    return Some((Ok(sse), (None, if last { None } else { Some(rx) })));
+                }
+                // A slow watcher missed some progress: the next event carries on.
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
