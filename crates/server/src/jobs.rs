@@ -277,8 +277,10 @@ pub async fn start_export(
                 task_job.update(|s| s.done = rows, json!({ "event": "progress", "rows": rows }));
             }
         });
-        let outcome =
-            outcome.map(|manifest| json!({ "dir": options.out_dir, "manifest": manifest })).map_err(|e| e.to_string());
+        // The export's own words name the command-line flag; here it is a field.
+        let outcome = outcome
+            .map(|manifest| json!({ "dir": options.out_dir, "manifest": manifest }))
+            .map_err(|e| e.to_string().replace("(--force)", "(`\"overwrite\": true`)"));
         task_job.finish(outcome, false);
     });
     Ok((StatusCode::ACCEPTED, Json(json!({ "job": job.snapshot().id, "dir": out_dir }))).into_response())

@@ -759,6 +759,16 @@ async fn job_events(c: &Client, job: u64) -> Vec<(String, Value)> {
     events
 }
 
+/// How a job ended, from its events: the last event's name, or — when the job had already ended
+/// before the stream began and only the snapshot came — the snapshot's status. With the result.
+async fn job_end(c: &Client, job: u64) -> (String, Value) {
+    let events = job_events(c, job).await;
+    assert_eq!(events[0].0, "state", "a snapshot comes first: {events:?}");
+    let (name, data) = events.last().expect("events").clone();
+    let status = if name == "state" { data["status"].as_str().expect("status").to_string() } else { name };
+    (status, data)
+}
+
 #[test]
 fn runs_and_exports_started_from_the_api_stream_their_progress() {
     let server = TestServer::start(|_| {});
@@ -785,11 +795,9 @@ fn runs_and_exports_started_from_the_api_stream_their_progress() {
         let (status, _, started) = c.post("/api/runs", json!({"spec": spec})).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{started}");
         let (job, run_id) = (started["job"].as_u64().expect("job"), started["run_id"].as_i64().expect("run id"));
-        let events = job_events(&c, job).await;
-        assert_eq!(events[0].0, "state", "a snapshot comes first");
-        let last = events.last().expect("events");
-        assert_eq!(last.0, "done", "{events:?}");
-        assert_eq!(last.1["result"]["run_id"], run_id);
+        let (status, last) = job_end(&c, job).await;
+        assert_eq!(status, "done", "{last}");
+        assert_eq!(last["result"]["run_id"], run_id);
         let (status, state) = c.get(&format!("/api/jobs/{job}")).await;
         assert_eq!((status, state["status"].as_str(), state["done"].as_u64(), state["total"].as_u64()), (StatusCode::OK, Some("done"), Some(3), Some(3)));
         let (_, results) = c.get(&format!("/api/runs/{run_id}/results")).await;
@@ -799,11 +807,10 @@ fn runs_and_exports_started_from_the_api_stream_their_progress() {
         let (status, _, export) = c.post("/api/exports", json!({"format": "jsonl", "name": "api-export", "filter": {"run_id": run_id}})).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{export}");
         let job = export["job"].as_u64().expect("job");
-        let events = job_events(&c, job).await;
-        let last = events.last().expect("events");
-        assert_eq!(last.0, "done", "{events:?}");
+        let (status, last) = job_end(&c, job).await;
+        assert_eq!(status, "done", "{last}");
         let dir = PathBuf::from(export["dir"].as_str().expect("dir"));
-        let file = last.1["result"]["manifest"]["files"][0]["path"].as_str().expect("file").to_string();
+        let file = last["result"]["manifest"]["files"][0]["path"].as_str().expect("file").to_string();
         let text = std::fs::read_to_string(dir.join(&file)).expect("exported file");
         assert_eq!(text.lines().count(), 3, "{text}");
         assert!(text.contains("I was charged twice"));
@@ -811,8 +818,9 @@ fn runs_and_exports_started_from_the_api_stream_their_progress() {
         assert_eq!((status, error_type(&body)), (StatusCode::CONFLICT, "invalid_request_error"));
         let (status, _, again) = c.post("/api/exports", json!({"format": "jsonl", "name": "api-export"})).await;
         assert_eq!(status, StatusCode::ACCEPTED);
-        let events = job_events(&c, again["job"].as_u64().expect("job")).await;
-        assert_eq!(events.last().expect("events").0, "failed", "an earlier export is not overwritten: {events:?}");
+        let (status, last) = job_end(&c, again["job"].as_u64().expect("job")).await;
+        assert_eq!(status, "failed", "an earlier export is not overwritten: {last}");
+        assert!(last["error"].as_str().expect("error").contains("\"overwrite\": true"), "{last}");
 
         // Bad requests say what is wrong.
         for (body, status, needle) in [
