@@ -9,9 +9,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderMap};
-use benchtop_core::store::NewResult;
+use benchtop_core::store::{Answer, Id, NewResult};
 use serde_json::{json, Value};
 
+use crate::batch::BatchInfo;
 use crate::state::AppState;
 
 /// Who called: peer address and user agent, stored with each logged call.
@@ -30,6 +31,56 @@ impl Client {
 
     pub fn json(&self) -> Value {
         json!({ "addr": self.addr.map(|a| a.to_string()), "user_agent": self.user_agent })
+    }
+}
+
+/// A batched call (`/v1/predict`, `/v1/embeddings`) to record: one result per input, sharing
+/// the call id, each with the call's context in its meta.
+pub struct Call<'a> {
+    pub id: &'a str,
+    pub endpoint: &'static str,
+    pub target_id: Id,
+    pub client: Client,
+    pub params: Value,
+    pub batch: BatchInfo,
+}
+
+impl Call<'_> {
+    /// The results for `inputs`; `each(i)` gives input i's answer and meta fields of its own.
+    pub fn results(
+        &self,
+        state: &AppState,
+        inputs: Vec<String>,
+        each: impl Fn(usize) -> (Answer, Value),
+    ) -> Vec<NewResult> {
+        inputs
+            .into_iter()
+            .enumerate()
+            .map(|(i, input)| {
+                let (answer, extra) = each(i);
+                let mut meta = json!({
+                    "endpoint": self.endpoint,
+                    "index": i,
+                    "params": self.params,
+                    "client": self.client.json(),
+                    "batch_texts": self.batch.batch_texts,
+                    "queued_ms": self.batch.queued.as_secs_f64() * 1000.0,
+                });
+                if let (Some(meta), Value::Object(extra)) = (meta.as_object_mut(), extra) {
+                    meta.extend(extra);
+                }
+                NewResult {
+                    run_id: state.traffic_run,
+                    case_id: None,
+                    target_id: self.target_id,
+                    input,
+                    answer,
+                    cache_key: None,
+                    call_id: Some(self.id.to_string()),
+                    meta: Some(meta),
+                }
+            })
+            .collect()
     }
 }
 

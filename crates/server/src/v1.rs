@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
 use benchtop_core::engine::{
-    Classification, Embedding, FinishReason, GenerateParams, Generation, Message, ModelFolder, Prompt, Role, Task,
+    Classification, FinishReason, GenerateParams, Generation, Message, ModelFolder, Prompt, Role, Task,
 };
 use benchtop_core::store::{now_ms, Answer, Feedback, Id, LabelSource, NewFeedback, NewResult};
 use serde::Deserialize;
@@ -296,37 +296,25 @@ pub async fn predict(
             "usage": { "prompt_tokens": tokens, "total_tokens": tokens },
         }),
     );
-    let target_id = state.target_id(&folder).await?;
-    let client = Client::new(peer.map(|c| c.0 .0), &headers);
-    let results = texts
-        .into_iter()
-        .zip(&classes)
-        .enumerate()
-        .map(|(i, (text, c))| NewResult {
-            run_id: state.traffic_run,
-            case_id: None,
-            target_id,
-            input: text,
-            answer: Answer {
-                label: Some(c.top().label.clone()),
-                scores: Some(Value::Object(c.scores.iter().map(|s| (s.label.clone(), json!(s.score))).collect())),
-                latency_ms: Some(latency),
-                tokens_in: Some(c.tokens as i64),
-                ..Answer::default()
-            },
-            cache_key: None,
-            call_id: Some(call_id.clone()),
-            meta: Some(json!({
-                "endpoint": "/v1/predict",
-                "index": i,
-                "params": { "top_k": top_k },
-                "client": client.json(),
-                "batch_texts": info.batch_texts,
-                "queued_ms": ms(info.queued),
-                "truncated": c.truncated,
-            })),
-        })
-        .collect();
+    let call = traffic::Call {
+        id: &call_id,
+        endpoint: "/v1/predict",
+        target_id: state.target_id(&folder).await?,
+        client: Client::new(peer.map(|c| c.0 .0), &headers),
+        params: json!({ "top_k": top_k }),
+        batch: info,
+    };
+    let results = call.results(&state, texts, |i| {
+        let c = &classes[i];
+        let answer = Answer {
+            label: Some(c.top().label.clone()),
+            scores: Some(Value::Object(c.scores.iter().map(|s| (s.label.clone(), json!(s.score))).collect())),
+            latency_ms: Some(latency),
+            tokens_in: Some(c.tokens as i64),
+            ..Answer::default()
+        };
+        (answer, json!({ "truncated": c.truncated }))
+    });
     traffic::record(&state, results).await;
     Ok(response)
 }
@@ -396,34 +384,21 @@ pub async fn embeddings(
             "usage": { "prompt_tokens": tokens, "total_tokens": tokens },
         }),
     );
-    let target_id = state.target_id(&folder).await?;
-    let client = Client::new(peer.map(|c| c.0 .0), &headers);
+    let call = traffic::Call {
+        id: &call_id,
+        endpoint: "/v1/embeddings",
+        target_id: state.target_id(&folder).await?,
+        client: Client::new(peer.map(|c| c.0 .0), &headers),
+        params: json!({ "encoding_format": if base64 { "base64" } else { "float" } }),
+        batch: info,
+    };
     // The vector itself is not stored: it is reproducible from the input and the model
     // fingerprint, and would make the log hundreds of times larger.
-    let results = texts
-        .into_iter()
-        .zip(&vectors)
-        .enumerate()
-        .map(|(i, (text, e)): (usize, (String, &Embedding))| NewResult {
-            run_id: state.traffic_run,
-            case_id: None,
-            target_id,
-            input: text,
-            answer: Answer { latency_ms: Some(latency), tokens_in: Some(e.tokens as i64), ..Answer::default() },
-            cache_key: None,
-            call_id: Some(call_id.clone()),
-            meta: Some(json!({
-                "endpoint": "/v1/embeddings",
-                "index": i,
-                "params": { "encoding_format": if base64 { "base64" } else { "float" } },
-                "client": client.json(),
-                "dimensions": e.vector.len(),
-                "batch_texts": info.batch_texts,
-                "queued_ms": ms(info.queued),
-                "truncated": e.truncated,
-            })),
-        })
-        .collect();
+    let results = call.results(&state, texts, |i| {
+        let e = &vectors[i];
+        let answer = Answer { latency_ms: Some(latency), tokens_in: Some(e.tokens as i64), ..Answer::default() };
+        (answer, json!({ "dimensions": e.vector.len(), "truncated": e.truncated }))
+    });
     traffic::record(&state, results).await;
     Ok(response)
 }
