@@ -43,7 +43,8 @@ pub struct GlobalArgs {
     /// Threads one inference may use [default: cores, at most 8]
     #[arg(long, global = true, env = "BENCHTOP_THREADS", value_name = "N")]
     threads: Option<usize>,
-    /// Log more (-v: info, -vv: debug); BENCHTOP_LOG takes a tracing filter
+    /// Log more (-v: info, -vv: debug); BENCHTOP_LOG takes a tracing filter, BENCHTOP_LOG_FORMAT=json
+    /// writes one JSON object per line
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 }
@@ -149,7 +150,13 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BENCHTOP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    // One JSON object per line, for log collectors (`benchtop serve` under a supervisor).
+    if std::env::var("BENCHTOP_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
 }
 
 fn main() -> ExitCode {

@@ -36,6 +36,7 @@ impl Served {
         let mut child = benchtop(data)
             .args(["serve", "--listen", "127.0.0.1:0", "--models-dir", fixtures.to_str().expect("utf8")])
             .args(extra)
+            .env("BENCHTOP_LOG_FORMAT", "json")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).expect("stderr file"))
             .spawn()
@@ -103,7 +104,7 @@ fn python() -> PathBuf {
 #[test]
 fn the_official_openai_client_just_works() {
     let data = tempfile::tempdir().expect("tempdir");
-    let mut served = Served::start(data.path(), &[]);
+    let mut served = Served::start(data.path(), &["-v"]);
     let out = Command::new(python())
         .arg(repo().join("tests/openai_client.py"))
         .args([&served.url, &served.token, "tiny-qwen2", "minilm-l6-v2"])
@@ -145,6 +146,17 @@ fn the_official_openai_client_just_works() {
     });
     assert_eq!(status.as_u16(), 201);
     assert!(served.stop().success(), "{}", served.stderr());
+    // Structured logs: one JSON object per line, one per request, never the token.
+    let logs = served.stderr();
+    let lines: Vec<Value> =
+        logs.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    let requests: Vec<&Value> = lines.iter().filter(|l| l["fields"]["message"] == "request").collect();
+    assert!(
+        requests.iter().any(|r| r["fields"]["route"] == "/v1/embeddings" && r["fields"]["status"] == 200),
+        "{logs}"
+    );
+    assert!(requests.iter().any(|r| r["fields"]["status"] == 401), "the wrong-key call is logged: {logs}");
+    assert!(!logs.contains(&served.token), "the token never reaches the logs");
     let history = benchtop(data.path()).args(["history", "hello there"]).output().expect("history");
     assert!(
         String::from_utf8_lossy(&history.stdout).contains("tiny-qwen2"),

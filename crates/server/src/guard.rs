@@ -30,7 +30,11 @@ pub async fn guard(State(state): State<Arc<AppState>>, request: Request, next: N
             err.into_response()
         }
     };
-    state.metrics.observe_request(&route, &method, response.status().as_u16(), started.elapsed().as_secs_f64());
+    let seconds = started.elapsed().as_secs_f64();
+    let status = response.status().as_u16();
+    state.metrics.observe_request(&route, &method, status, seconds);
+    let call = response.headers().get(crate::v1::CALL_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+    tracing::info!(%method, %route, status, ms = seconds * 1000.0, call, "request");
     response
 }
 

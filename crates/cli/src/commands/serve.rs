@@ -131,19 +131,22 @@ pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
         let state = Arc::new(AppState::new(engine, store, config)?);
         for name in &args.preload {
             let task = state.preload(name).await.map_err(|e| anyhow::anyhow!("preloading `{name}`: {}", e.message))?;
-            eprintln!("loaded {name} ({task})");
+            say(&format!("loaded {name} ({task})"));
         }
         if !addr.ip().is_loopback() {
             let warning = format!(
                 "LISTENING ON {addr}, NOT LOOPBACK: anyone who can reach this machine and has the token can run your models and read your feedback log"
             );
-            tracing::warn!("{warning}");
-            eprintln!("\n  !!! WARNING: {warning} !!!\n");
+            if json_logs() {
+                tracing::warn!("{warning}");
+            } else {
+                eprintln!("\n  !!! WARNING: {warning} !!!\n");
+            }
         }
         // One line for people and scripts (tests read the port from it).
         println!("Benchtop API listening on http://{addr} (token: `benchtop token`; docs: /openapi.json)");
         benchtop_server::serve(listener, state, shutdown_signal()).await.context("serving")?;
-        eprintln!("stopped: in-flight requests finished and the feedback log is flushed");
+        say("stopped: in-flight requests finished and the feedback log is flushed");
         anyhow::Ok(())
     })
 }
@@ -166,4 +169,17 @@ async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+fn json_logs() -> bool {
+    std::env::var("BENCHTOP_LOG_FORMAT").is_ok_and(|f| f == "json")
+}
+
+/// A line for the person at the terminal, or a log record when logs are JSON lines.
+fn say(line: &str) {
+    if json_logs() {
+        tracing::info!("{line}");
+    } else {
+        eprintln!("{line}");
+    }
 }
