@@ -204,3 +204,22 @@ fn one_runtime_per_process() {
     let err = Runtime::load(&other, &Default::default()).err().expect("a second library is refused");
     assert!(err.to_string().contains("already loaded"), "{err}");
 }
+
+#[test]
+fn fingerprints_are_remembered_until_the_model_file_changes() {
+    let (_tmp, dir) = scratch_copy("tiny-cls-embed");
+    let folder = ModelFolder::open(&dir).expect("folder");
+    let first = folder.fingerprint().expect("fingerprint");
+    assert!(first.starts_with("sha256:") && first.len() == 7 + 64, "{first}");
+    assert_eq!(folder.fingerprint().expect("again"), first, "asked again: the same");
+    // A replaced model file (other content, so another size) gets its own fingerprint.
+    let mut bytes = std::fs::read(dir.join("model.onnx")).expect("read");
+    bytes.extend_from_slice(b"\0");
+    std::fs::write(dir.join("model.onnx"), &bytes).expect("write");
+    let changed = folder.fingerprint().expect("changed");
+    assert_ne!(changed, first);
+    use sha2::Digest;
+    let want =
+        format!("sha256:{}", sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect::<String>());
+    assert_eq!(changed, want, "the digest of the file as it is now");
+}

@@ -158,22 +158,41 @@ impl ModelFolder {
         self.dir.join(TOKENIZER_FILE)
     }
 
-    /// A stable identity for results: `sha256:` of `model.onnx` (reads the whole file).
+    /// A stable identity for results: `sha256:` of `model.onnx`. The whole file is read once per
+    /// process for each (path, size, modification time); asking again is answered from memory
+    /// (the playground and the server ask on every call).
     pub fn fingerprint(&self) -> std::io::Result<String> {
-        use sha2::{Digest, Sha256};
-        use std::io::Read;
-        let mut file = std::fs::File::open(self.model_path())?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
+        type Key = (PathBuf, u64, Option<std::time::SystemTime>);
+        static KNOWN: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<Key, String>>> =
+            std::sync::LazyLock::new(Default::default);
+        let path = self.model_path();
+        let meta = std::fs::metadata(&path)?;
+        let key = (path, meta.len(), meta.modified().ok());
+        let lock = || KNOWN.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(known) = lock().get(&key) {
+            return Ok(known.clone());
         }
-        Ok(format!("sha256:{}", crate::util::hex(&hasher.finalize())))
+        let fingerprint = hash_file(&key.0)?;
+        lock().insert(key, fingerprint.clone());
+        Ok(fingerprint)
     }
+}
+
+/// `sha256:` and the hex digest of the file at `path`.
+fn hash_file(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!("sha256:{}", crate::util::hex(&hasher.finalize())))
 }
 
 fn read_json(dir: &Path, file: &str) -> Result<Value> {

@@ -365,7 +365,7 @@ impl Runner {
         cancel: CancellationToken,
     ) -> Result<Summary, RunError> {
         spec.check()?;
-        let targets = self.prepare_targets(spec).await?;
+        let targets = self.prepare_targets(spec, true).await?;
         let store = Arc::clone(&self.store);
         let (cases, test_set_id) = match &cases {
             Cases::TestSet(id) => {
@@ -498,7 +498,8 @@ impl Runner {
             embedding_model: default_embedding_model(),
         };
         spec.check()?;
-        let ready = self.prepare_targets(&spec).await?.remove(0);
+        // A one-off question: nothing is recorded, so the target is not either.
+        let ready = self.prepare_targets(&spec, false).await?.remove(0);
         let call = Call { engine: self.engine.clone(), stop: Arc::new(AtomicBool::new(false)), on_text };
         let stop = Arc::clone(&call.stop);
         let answer = tokio::select! {
@@ -511,7 +512,8 @@ impl Runner {
         Ok(answer)
     }
 
-    async fn prepare_targets(&self, spec: &RunSpec) -> Result<Vec<Ready>, RunError> {
+    /// The targets of `spec`, loaded and fingerprinted; `record`: also in the log (their ids).
+    async fn prepare_targets(&self, spec: &RunSpec, record: bool) -> Result<Vec<Ready>, RunError> {
         let mut ready = Vec::new();
         for target in &spec.targets {
             let name = target.display_name();
@@ -556,9 +558,13 @@ impl Runner {
                     )
                 }
             };
-            let new = NewTarget { kind: kind_name, name: name.clone(), fingerprint: fingerprint.clone(), config };
-            let store = Arc::clone(&self.store);
-            let id = blocking(move || store.upsert_target(new)).await??;
+            let id = if record {
+                let new = NewTarget { kind: kind_name, name: name.clone(), fingerprint: fingerprint.clone(), config };
+                let store = Arc::clone(&self.store);
+                blocking(move || store.upsert_target(new)).await??
+            } else {
+                0
+            };
             let default = match kind {
                 ReadyKind::Remote(ref p) => p.config().max_concurrency,
                 ReadyKind::Local(_) => 1,
