@@ -109,7 +109,24 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
     });
     let app = router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let began = Arc::new(tokio::sync::Notify::new());
+    let signal = {
+        let began = Arc::clone(&began);
+        async move {
+            shutdown.await;
+            began.notify_one();
+        }
+    };
+    let drain = state.config.drain_timeout;
+    let served = axum::serve(listener, app).with_graceful_shutdown(signal);
+    // In-flight requests get `drain_timeout` to finish; a stuck one does not keep the process up.
+    let result = tokio::select! {
+        result = served => result,
+        _ = async { began.notified().await; tokio::time::sleep(drain).await } => {
+            tracing::warn!(seconds = drain.as_secs_f64(), "requests still running after the drain timeout; stopping anyway");
+            Ok(())
+        }
+    };
     state.shutdown().await;
     result
 }

@@ -65,6 +65,8 @@ pub struct ServerConfig {
     /// Calls queued for the log at most. When the log falls this far behind, requests wait for
     /// room before answering: memory stays bounded and the slowdown reaches clients.
     pub log_queue: usize,
+    /// How long a shutdown waits for in-flight requests (streams included) before stopping anyway.
+    pub drain_timeout: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -95,6 +97,7 @@ impl ServerConfig {
             rules: HashMap::new(),
             log_traffic: true,
             log_queue: 1024,
+            drain_timeout: std::time::Duration::from_secs(30),
         }
     }
 }

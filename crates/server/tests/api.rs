@@ -839,3 +839,50 @@ fn runs_and_exports_started_from_the_api_stream_their_progress() {
         assert_eq!((status, error_type(&body)), (StatusCode::NOT_FOUND, "not_found_error"));
     });
 }
+
+#[test]
+fn shutdown_stops_waiting_for_a_stuck_request_after_the_drain_timeout() {
+    // A request held 5 s by the batcher (it waits for company), and a 300 ms drain timeout.
+    let mut server = TestServer::start(|c| {
+        c.batch.max_batch = 64;
+        c.batch.max_wait = Duration::from_secs(5);
+        c.drain_timeout = Duration::from_millis(300);
+    });
+    let c = server.client();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    let pending = rt.spawn({
+        let c = c.clone();
+        async move {
+            c.http
+                .post(format!("{}/v1/predict", c.url))
+                .bearer_auth(&c.token)
+                .json(&json!({"model": "tiny-multilabel", "input": "held"}))
+                .send()
+                .await
+        }
+    });
+    rt.block_on(async {
+        for _ in 0..500 {
+            let metrics = c
+                .http
+                .get(format!("{}/metrics", c.url))
+                .bearer_auth(&c.token)
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            if metrics.contains("benchtop_queue_depth_texts{model=\"tiny-multilabel\"} 1") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the request never showed in the queue");
+    });
+    let started = std::time::Instant::now();
+    server.shutdown();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "shutdown waited {took:?} for a request held 5 s");
+    let _ = rt.block_on(pending);
+}

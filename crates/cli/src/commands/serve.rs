@@ -66,6 +66,9 @@ pub struct Args {
     /// Do not record calls in the feedback log
     #[arg(long)]
     no_log: bool,
+    /// On Ctrl-C / SIGTERM, how long in-flight requests may take to finish, in seconds
+    #[arg(long, default_value_t = 30.0, value_name = "S")]
+    drain_timeout: f64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -128,6 +131,7 @@ pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
         config.generation_slots = args.generation_slots.max(1);
         config.rules = rules;
         config.log_traffic = !args.no_log;
+        config.drain_timeout = Duration::from_secs_f64(args.drain_timeout.clamp(0.0, 86_400.0));
         let state = Arc::new(AppState::new(engine, store, config)?);
         for name in &args.preload {
             let task = state.preload(name).await.map_err(|e| anyhow::anyhow!("preloading `{name}`: {}", e.message))?;
