@@ -119,3 +119,81 @@ pub async fn history(
     let hits = with_store(&state, move |s| Ok(s.search(&query.q, limit)?)).await?;
     Ok(Json(json!({ "hits": hits })))
 }
+
+// ---- providers ------------------------------------------------------------------------------------
+
+/// Where a provider's key would come from — never the key.
+fn key_status(config: &benchtop_core::providers::ProviderConfig) -> Value {
+    use benchtop_core::providers::{ApiKey, KeySource};
+    if config.no_key {
+        return json!({ "needed": false, "available": true, "source": null });
+    }
+    match ApiKey::resolve(config) {
+        Some((_, KeySource::Keychain)) => json!({ "needed": true, "available": true, "source": "keychain" }),
+        Some((_, KeySource::Env(name))) => {
+            json!({ "needed": true, "available": true, "source": format!("env {name}") })
+        }
+        None => json!({ "needed": true, "available": false, "source": null,
+            "env": benchtop_core::providers::env_name(config) }),
+    }
+}
+
+/// The providers set up, each with where its key would come from.
+pub async fn providers(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let list = with_store(&state, |s| {
+        let saved = s.saved_providers()?;
+        // The keychain may block: this runs on a blocking thread already.
+        Ok(saved
+            .into_iter()
+            .map(|p| json!({ "name": p.config.name, "config": p.config, "models": p.models, "key": key_status(&p.config) }))
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(Json(json!({ "providers": list })))
+}
+
+/// Add or replace provider `name`: `{kind, base_url, models?, key_env?, no_key?, timeouts…}`.
+pub async fn put_provider(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let Value::Object(mut body) = body else {
+        return Err(ApiError::invalid("the body must be a JSON object"));
+    };
+    if ["api_key", "key", "apiKey"].iter().any(|k| body.contains_key(*k)) {
+        return Err(ApiError::invalid(
+            "keys are never stored with the provider; keep it in the OS keychain (`benchtop keys set NAME`) or in the variable `key_env` names",
+        ));
+    }
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
+        return Err(ApiError::invalid("a provider name is letters, digits, - and _"));
+    }
+    let models = match body.remove("models") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => serde_json::from_value::<Vec<String>>(v)
+            .map_err(|_| ApiError::invalid("`models` must be an array of model ids"))?,
+    };
+    body.insert("name".into(), Value::String(name.clone()));
+    let config: benchtop_core::providers::ProviderConfig = serde_json::from_value(Value::Object(body))
+        .map_err(|e| ApiError::invalid(format!("not a valid provider: {e}")))?;
+    if !(config.base_url.starts_with("http://") || config.base_url.starts_with("https://")) {
+        return Err(ApiError::invalid("`base_url` must start with http:// or https://"));
+    }
+    let saved = benchtop_core::store::SavedProvider { config, models };
+    let answer = json!({ "name": name, "config": saved.config, "models": saved.models });
+    with_store(&state, move |s| Ok(s.save_provider(saved)?)).await?;
+    Ok(Json(answer))
+}
+
+pub async fn delete_provider(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let owned = name.clone();
+    if with_store(&state, move |s| Ok(s.delete_provider(&owned)?)).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::not_found(format!("no provider named `{name}`")))
+    }
+}

@@ -57,6 +57,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/results/{id}/feedback"),
     ("POST", "/api/feedback"),
     ("GET", "/api/history"),
+    ("GET", "/api/providers"),
+    ("PUT", "/api/providers/{name}"),
+    ("DELETE", "/api/providers/{name}"),
     ("POST", "/api/runs"),
     ("POST", "/api/exports"),
     ("GET", "/api/jobs/{id}"),
@@ -81,6 +84,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/test-sets/{id}/cases", get(api::cases))
         .route("/api/runs", get(api::runs).post(jobs::start_run))
         .route("/api/exports", post(jobs::start_export))
+        .route("/api/providers", get(api::providers))
+        .route("/api/providers/{name}", axum::routing::put(api::put_provider).delete(api::delete_provider))
         .route("/api/jobs/{id}", get(jobs::job))
         .route("/api/jobs/{id}/events", get(jobs::events))
         .route("/api/jobs/{id}/cancel", post(jobs::cancel))

@@ -661,12 +661,14 @@ fn metrics_health_openapi_and_the_ui_api_answer() {
         .collect();
     assert_eq!(routes, documented);
     for (method, path) in &routes {
-        let path = path.replace("{id}", "1");
+        let path = path.replace("{id}", "1").replace("{name}", "nobody");
         let r = rt.block_on(async {
-            let req = if method == "get" {
-                c.http.get(format!("{}{path}", c.url))
-            } else {
-                c.http.post(format!("{}{path}", c.url)).json(&json!({}))
+            let url = format!("{}{path}", c.url);
+            let req = match method.as_str() {
+                "get" => c.http.get(url),
+                "delete" => c.http.delete(url),
+                "put" => c.http.put(url).json(&json!({})),
+                _ => c.http.post(url).json(&json!({})),
             };
             req.bearer_auth(&c.token).send().await.expect("sends")
         });
@@ -885,4 +887,67 @@ fn shutdown_stops_waiting_for_a_stuck_request_after_the_drain_timeout() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(3), "shutdown waited {took:?} for a request held 5 s");
     let _ = rt.block_on(pending);
+}
+
+#[test]
+fn providers_are_kept_without_their_keys() {
+    let server = TestServer::start(|_| {});
+    let c = server.client();
+    let rt = rt();
+    // The key comes from the variable the provider names; this variable is this test's alone.
+    std::env::set_var("BENCHTOP_TEST_PROVIDER_KEY_7F3A", "sk-test-secret-7f3a");
+    let send = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut req = c.http.request(method, format!("{}{path}", c.url)).bearer_auth(&c.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        rt.block_on(async {
+            let r = req.send().await.expect("sends");
+            let status = r.status();
+            (status, r.text().await.expect("text"))
+        })
+    };
+    let config = json!({"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "key_env": "BENCHTOP_TEST_PROVIDER_KEY_7F3A", "models": ["gpt-x", "gpt-y"]});
+    let (status, body) = send(reqwest::Method::PUT, "/api/providers/acme", Some(config));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = send(
+        reqwest::Method::PUT,
+        "/api/providers/local",
+        Some(json!({"kind": "openai", "base_url": "http://localhost:11434/v1", "no_key": true})),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = send(reqwest::Method::GET, "/api/providers", None);
+    assert_eq!(status, StatusCode::OK);
+    assert!(!body.contains("sk-test-secret-7f3a"), "the key never leaves: {body}");
+    let list: Value = serde_json::from_str(&body).expect("json");
+    let find = |name: &str| {
+        list["providers"].as_array().expect("list").iter().find(|p| p["name"] == name).expect("listed").clone()
+    };
+    let acme = find("acme");
+    assert_eq!(acme["models"], json!(["gpt-x", "gpt-y"]));
+    assert_eq!(
+        (acme["key"]["available"].as_bool(), acme["key"]["source"].as_str()),
+        (Some(true), Some("env BENCHTOP_TEST_PROVIDER_KEY_7F3A"))
+    );
+    assert_eq!(find("local")["key"]["needed"], false);
+    assert_eq!(server.store().saved_providers().expect("saved").len(), 2);
+
+    for (path, body, needle) in [
+        (
+            "/api/providers/acme",
+            json!({"kind": "openai", "base_url": "http://x/v1", "api_key": "sk-1"}),
+            "never stored",
+        ),
+        ("/api/providers/acme", json!({"kind": "openai", "base_url": "ftp://x"}), "http://"),
+        ("/api/providers/acme", json!({"kind": "cohere", "base_url": "http://x"}), "not a valid provider"),
+        ("/api/providers/bad%20name", json!({"kind": "openai", "base_url": "http://x"}), "letters, digits"),
+    ] {
+        let (status, answer) = send(reqwest::Method::PUT, path, Some(body.clone()));
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body} → {answer}");
+        assert!(answer.contains(needle), "{answer} lacks {needle}");
+        assert!(!answer.contains("sk-1"), "a refused key is not echoed: {answer}");
+    }
+    assert_eq!(send(reqwest::Method::DELETE, "/api/providers/acme", None).0, StatusCode::NO_CONTENT);
+    assert_eq!(send(reqwest::Method::DELETE, "/api/providers/acme", None).0, StatusCode::NOT_FOUND);
+    assert_eq!(server.store().saved_providers().expect("saved").len(), 1);
 }

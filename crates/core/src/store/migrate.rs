@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_traffic_policies.sql"),
     include_str!("../../migrations/0003_run_cells.sql"),
     include_str!("../../migrations/0004_call_ids.sql"),
+    include_str!("../../migrations/0005_providers.sql"),
 ];
 
 /// The schema version this build writes.

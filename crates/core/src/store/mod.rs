@@ -339,6 +339,42 @@ impl Store {
         self.write(|_| Ok(()))
     }
 
+    /// The providers the user set up, by name.
+    pub fn saved_providers(&self) -> Result<Vec<SavedProvider>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT config, models FROM providers ORDER BY name")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            rows.map(|row| {
+                let (config, models) = row?;
+                Ok(SavedProvider { config: serde_json::from_str(&config)?, models: serde_json::from_str(&models)? })
+            })
+            .collect()
+        })
+    }
+
+    /// Add a provider, or replace the one with its name.
+    pub fn save_provider(&self, provider: SavedProvider) -> Result<()> {
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO providers (name, config, models, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (name) DO UPDATE SET config = excluded.config, models = excluded.models, updated_at = excluded.updated_at",
+                params![
+                    provider.config.name,
+                    serde_json::to_string(&provider.config)?,
+                    serde_json::to_string(&provider.models)?,
+                    now_ms()
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Remove a provider; `false` if there was none by that name.
+    pub fn delete_provider(&self, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        self.write(move |conn| Ok(conn.execute("DELETE FROM providers WHERE name = ?1", [name])? > 0))
+    }
+
     /// Mark a run as running again (resuming it).
     pub fn reopen_run(&self, run_id: Id) -> Result<()> {
         self.write(move |conn| {
@@ -571,6 +607,13 @@ pub struct RunInfo {
     pub test_set_id: Option<Id>,
     pub status: String,
     pub config: Value,
+}
+
+/// A provider the user set up: how to reach it, and the model ids to offer for it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SavedProvider {
+    pub config: crate::providers::ProviderConfig,
+    pub models: Vec<String>,
 }
 
 /// A run in the list [`Store::runs`] gives.
