@@ -7,22 +7,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use benchtop_core::store::{Id, LabelSource, NewFeedback, Store};
+use benchtop_core::store::{Id, LabelSource, NewFeedback};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::v1::{parse_feedback, ApiJson};
-
-/// Run `f` on the store from a blocking thread.
-async fn with_store<T: Send + 'static>(
-    state: &AppState,
-    f: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let store = Arc::clone(&state.store);
-    tokio::task::spawn_blocking(move || f(&store)).await.map_err(|e| ApiError::internal(e.to_string()))?
-}
 
 /// Every model folder the engine sees, usable or not (with why not).
 pub async fn models(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
@@ -41,37 +32,37 @@ pub async fn models(State(state): State<Arc<AppState>>) -> Result<Json<Value>, A
 }
 
 pub async fn test_sets(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    let sets = with_store(&state, |s| Ok(s.test_sets()?)).await?;
+    let sets = state.with_store(|s| Ok(s.test_sets()?)).await?;
     Ok(Json(json!({ "test_sets": sets })))
 }
 
 pub async fn cases(State(state): State<Arc<AppState>>, Path(id): Path<Id>) -> Result<Json<Value>, ApiError> {
-    let cases = with_store(&state, move |s| Ok(s.cases(id)?)).await?;
+    let cases = state.with_store(move |s| Ok(s.cases(id)?)).await?;
     Ok(Json(json!({ "cases": cases })))
 }
 
 pub async fn runs(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    let runs = with_store(&state, |s| Ok(s.runs()?)).await?;
+    let runs = state.with_store(|s| Ok(s.runs()?)).await?;
     Ok(Json(json!({ "runs": runs })))
 }
 
 pub async fn run(State(state): State<Arc<AppState>>, Path(id): Path<Id>) -> Result<Json<Value>, ApiError> {
-    let info = with_store(&state, move |s| Ok(s.run_info(id)?)).await?;
+    let info = state.with_store(move |s| Ok(s.run_info(id)?)).await?;
     Ok(Json(json!(info)))
 }
 
 pub async fn run_results(State(state): State<Arc<AppState>>, Path(id): Path<Id>) -> Result<Json<Value>, ApiError> {
-    let results = with_store(&state, move |s| {
-        s.run_info(id)?;
-        Ok(s.run_results(id)?)
-    })
-    .await?;
+    let results = state
+        .with_store(move |s| {
+            s.run_info(id)?;
+            Ok(s.run_results(id)?)
+        })
+        .await?;
     Ok(Json(json!({ "results": results })))
 }
 
 pub async fn result_feedback(State(state): State<Arc<AppState>>, Path(id): Path<Id>) -> Result<Json<Value>, ApiError> {
-    let (current, history) =
-        with_store(&state, move |s| Ok((s.current_feedback(id)?, s.feedback_history(id)?))).await?;
+    let (current, history) = state.with_store(move |s| Ok((s.current_feedback(id)?, s.feedback_history(id)?))).await?;
     Ok(Json(json!({ "current": current, "history": history })))
 }
 
@@ -94,7 +85,7 @@ pub async fn add_feedback(
     };
     let feedback = parse_feedback(&body)?;
     let event = NewFeedback { result_id, feedback, source: LabelSource::Human, annotator };
-    let id = with_store(&state, move |s| Ok(s.add_feedback(event)?)).await?;
+    let id = state.with_store(move |s| Ok(s.add_feedback(event)?)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id, "result_id": result_id }))).into_response())
 }
 
@@ -116,7 +107,7 @@ pub async fn history(
         return Err(ApiError::invalid("`q` is empty: give words to search for"));
     }
     let limit = query.limit.unwrap_or(50).clamp(1, 1000);
-    let hits = with_store(&state, move |s| Ok(s.search(&query.q, limit)?)).await?;
+    let hits = state.with_store(move |s| Ok(s.search(&query.q, limit)?)).await?;
     Ok(Json(json!({ "hits": hits })))
 }
 
@@ -140,7 +131,7 @@ fn key_status(config: &benchtop_core::providers::ProviderConfig) -> Value {
 
 /// The providers set up, each with where its key would come from.
 pub async fn providers(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    let list = with_store(&state, |s| {
+    let list = state.with_store(|s| {
         let saved = s.saved_providers()?;
         // The keychain may block: this runs on a blocking thread already.
         Ok(saved
@@ -182,7 +173,7 @@ pub async fn put_provider(
     }
     let saved = benchtop_core::store::SavedProvider { config, models };
     let answer = json!({ "name": name, "config": saved.config, "models": saved.models });
-    with_store(&state, move |s| Ok(s.save_provider(saved)?)).await?;
+    state.with_store(move |s| Ok(s.save_provider(saved)?)).await?;
     Ok(Json(answer))
 }
 
@@ -191,7 +182,7 @@ pub async fn delete_provider(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let owned = name.clone();
-    if with_store(&state, move |s| Ok(s.delete_provider(&owned)?)).await? {
+    if state.with_store(move |s| Ok(s.delete_provider(&owned)?)).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::not_found(format!("no provider named `{name}`")))

@@ -93,7 +93,6 @@ impl From<EngineError> for ApiError {
                 "no model named `{name}`; available: {} (GET /v1/models lists them with their tasks)",
                 if available.is_empty() { "none".to_string() } else { available.join(", ") }
             )),
-            (EngineError::WrongTask { .. }, _) => ApiError::invalid(err.to_string()),
             (_, ErrorKind::Input) => ApiError::invalid(err.to_string()),
             (_, ErrorKind::InvalidModel) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

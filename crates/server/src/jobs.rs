@@ -148,13 +148,10 @@ pub async fn start_run(
         return Err(ApiError::invalid("`tests` names a file; over the API, import it first and give `test_set`"));
     }
     spec.check().map_err(|e| ApiError::invalid(e.to_string()))?;
-    let store = Arc::clone(&state.store);
     let cases = match (&spec.test_set, &spec.input) {
         (Some(name), None) => {
             let name = name.clone();
-            let set = tokio::task::spawn_blocking(move || store.test_set_by_name(&name))
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))??;
+            let set = state.with_store(move |store| Ok(store.test_set_by_name(&name)?)).await?;
             let set = set.ok_or_else(|| {
                 ApiError::not_found(format!("no test set named `{}`", spec.test_set.as_deref().unwrap_or("")))
             })?;

@@ -166,6 +166,15 @@ impl AppState {
         })
     }
 
+    /// Run `f` on the feedback log from a blocking thread (store calls wait on SQLite).
+    pub async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || f(&store)).await.map_err(|e| ApiError::internal(e.to_string()))?
+    }
+
     /// Problems `text` has under the rules configured for `model` (empty: none, or no rules).
     pub fn rule_problems(&self, model: &str, text: &str) -> Vec<String> {
         let Some(validator) = self.validators.get(model) else { return Vec::new() };
@@ -251,24 +260,24 @@ impl AppState {
         if let Some(id) = self.targets.lock().unwrap_or_else(|p| p.into_inner()).get(&folder.dir) {
             return Ok(*id);
         }
-        let store = Arc::clone(&self.store);
-        let folder_owned = folder.clone();
-        let id = tokio::task::spawn_blocking(move || -> Result<Id, ApiError> {
-            let fingerprint = folder_owned
-                .fingerprint()
-                .map_err(|e| ApiError::internal(format!("cannot read {}: {e}", folder_owned.model_path().display())))?;
-            let task = &folder_owned.task;
-            let config = serde_json::json!({ "task": task.name(), "dir": folder_owned.dir, "details": task });
-            Ok(store.upsert_target(NewTarget {
-                kind: TargetKind::Local,
-                name: folder_owned.name.clone(),
-                fingerprint,
-                config,
-            })?)
-        })
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
-        self.targets.lock().unwrap_or_else(|p| p.into_inner()).insert(folder.dir.clone(), id);
+        let folder = folder.clone();
+        let dir = folder.dir.clone();
+        let id = self
+            .with_store(move |store| {
+                let fingerprint = folder
+                    .fingerprint()
+                    .map_err(|e| ApiError::internal(format!("cannot read {}: {e}", folder.model_path().display())))?;
+                let config =
+                    serde_json::json!({ "task": folder.task.name(), "dir": folder.dir, "details": folder.task });
+                Ok(store.upsert_target(NewTarget {
+                    kind: TargetKind::Local,
+                    name: folder.name.clone(),
+                    fingerprint,
+                    config,
+                })?)
+            })
+            .await?;
+        self.targets.lock().unwrap_or_else(|p| p.into_inner()).insert(dir, id);
         Ok(id)
     }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use axum::http::{header, HeaderMap};
 use benchtop_core::store::{Answer, Id, NewResult};
 use serde_json::{json, Value};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::batch::BatchInfo;
 use crate::state::AppState;
@@ -105,23 +106,10 @@ pub async fn record(state: &Arc<AppState>, results: Vec<NewResult>) {
     for result in results {
         // Room in the queue; released once the write has committed (or failed).
         let Ok(room) = Arc::clone(&state.log_room).acquire_owned().await else { return };
-        let metrics = Arc::clone(&state.metrics);
-        let fallback = result.clone();
-        let queued = state.store.submit_result(result, move |outcome| {
-            drop(room);
-            match outcome {
-                Ok(_) => metrics.logged(true),
-                Err(e) => {
-                    metrics.logged(false);
-                    tracing::error!(error = %e, "recording a call in the feedback log failed");
-                }
-            }
-        });
-        if let Err(busy) = queued {
+        if let Some(result) = submit(state, result, Some(room)) {
             // The store's own queue is full (other writers): wait for this write.
-            tracing::warn!(error = %busy, "the feedback log is behind; this request waits for its write");
             let store = Arc::clone(&state.store);
-            let ok = tokio::task::spawn_blocking(move || store.record_result(fallback))
+            let ok = tokio::task::spawn_blocking(move || store.record_result(result))
                 .await
                 .map(|r| r.map_err(|e| tracing::error!(error = %e, "recording a call failed")).is_ok())
                 .unwrap_or(false);
@@ -135,21 +123,30 @@ pub fn record_blocking(state: &Arc<AppState>, result: NewResult) {
     if !state.config.log_traffic {
         return;
     }
-    let metrics = Arc::clone(&state.metrics);
-    let fallback = result.clone();
-    let queued = state.store.submit_result(result, move |outcome| match outcome {
-        Ok(_) => metrics.logged(true),
-        Err(e) => {
-            metrics.logged(false);
-            tracing::error!(error = %e, "recording a call in the feedback log failed");
-        }
-    });
-    if queued.is_err() {
+    if let Some(result) = submit(state, result, None) {
         let ok = state
             .store
-            .record_result(fallback)
+            .record_result(result)
             .map_err(|e| tracing::error!(error = %e, "recording a call failed"))
             .is_ok();
         state.metrics.logged(ok);
     }
+}
+
+/// Queue `result` on the store's writer, holding `room` until it has committed; hands the result
+/// back (`Some`) if the writer's queue is full, for the caller to write and wait for.
+fn submit(state: &AppState, result: NewResult, room: Option<OwnedSemaphorePermit>) -> Option<NewResult> {
+    let metrics = Arc::clone(&state.metrics);
+    let kept = result.clone();
+    let queued = state.store.submit_result(result, move |outcome| {
+        drop(room);
+        metrics.logged(outcome.is_ok());
+        if let Err(e) = outcome {
+            tracing::error!(error = %e, "recording a call in the feedback log failed");
+        }
+    });
+    queued.err().map(|busy| {
+        tracing::warn!(error = %busy, "the feedback log is behind; this request waits for its write");
+        kept
+    })
 }

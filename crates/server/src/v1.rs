@@ -584,14 +584,15 @@ pub async fn chat_completions(
     let prompt = Prompt::Chat(messages.clone());
     let checked = params.clone();
     let (generator, prompt_ids) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let folder = engine.catalog().find(&name)?;
-        if folder.task != Task::Generation {
-            return Err(ApiError::invalid(format!(
+        // A loaded generator is answered from memory; only a failed load reads the folder,
+        // to say plainly when the model is not a generation model at all.
+        let generator = engine.generator(&name).map_err(|err| match engine.catalog().find(&name) {
+            Ok(folder) if folder.task != Task::Generation => ApiError::invalid(format!(
                 "model `{name}` is a {} model; chat completions need a generation model (GET /v1/models lists the tasks)",
                 folder.task.name()
-            )));
-        }
-        let generator = engine.generator(&name)?;
+            )),
+            _ => ApiError::from(err),
+        })?;
         generator.sampling(&checked)?;
         let ids = generator.prompt_ids(&prompt)?;
         if ids.len() >= generator.context() {
@@ -806,10 +807,7 @@ pub async fn feedback(State(state): State<Arc<AppState>>, ApiJson(body): ApiJson
     }
     let feedback = parse_feedback(&body)?;
     let event = NewFeedback { result_id, feedback, source: LabelSource::Human, annotator };
-    let store = Arc::clone(&state.store);
-    let id = tokio::task::spawn_blocking(move || store.add_feedback(event))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let id = state.with_store(move |store| Ok(store.add_feedback(event)?)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id, "call_id": call_id, "result_id": result_id }))).into_response())
 }
 
@@ -830,19 +828,18 @@ pub fn parse_feedback(body: &Map<String, Value>) -> Result<Feedback, ApiError> {
 
 /// The result a call id (and index, for calls with several inputs) names.
 async fn resolve_call(state: &Arc<AppState>, call_id: &str, index: Option<usize>) -> Result<Id, ApiError> {
-    let store = Arc::clone(&state.store);
     let id = call_id.to_string();
-    let ids = tokio::task::spawn_blocking(move || -> Result<Vec<Id>, ApiError> {
-        let ids = store.call_results(&id)?;
-        if !ids.is_empty() {
-            return Ok(ids);
-        }
-        // Logged calls are queued, not yet committed, for a moment after their response.
-        store.flush()?;
-        Ok(store.call_results(&id)?)
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
+    let ids = state
+        .with_store(move |store| {
+            let ids = store.call_results(&id)?;
+            if !ids.is_empty() {
+                return Ok(ids);
+            }
+            // Logged calls are queued, not yet committed, for a moment after their response.
+            store.flush()?;
+            Ok(store.call_results(&id)?)
+        })
+        .await?;
     match (ids.len(), index) {
         (0, _) => Err(ApiError::not_found(format!(
             "no logged call has id `{call_id}` (calls are logged unless the server runs with --no-log)"

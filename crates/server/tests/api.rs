@@ -564,6 +564,20 @@ fn feedback_names_one_input_of_a_multi_input_call_and_supports_undo_and_preferen
     assert!(bad["error"]["message"].as_str().expect("msg").contains("unknown field `stars`"), "{bad}");
 }
 
+/// Wait until `/metrics` shows `texts` texts queued for `model` (a request the batcher holds),
+/// looking every 10 ms, `tries` times at most.
+async fn wait_queued(c: &Client, model: &str, texts: usize, tries: usize) {
+    let needle = format!("benchtop_queue_depth_texts{{model=\"{model}\"}} {texts}");
+    for _ in 0..tries {
+        let r = c.http.get(format!("{}/metrics", c.url)).bearer_auth(&c.token).send().await.expect("metrics");
+        if r.text().await.expect("text").contains(&needle) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{texts} texts of `{model}` never showed in the queue");
+}
+
 #[test]
 fn a_full_queue_answers_429_with_retry_after() {
     // One batch worker that waits long for company, and room for two texts.
@@ -584,25 +598,7 @@ fn a_full_queue_answers_429_with_retry_after() {
             async move { c.post("/v1/predict", json!({"model": "tiny-multilabel", "input": ["one", "two"]})).await }
         });
         // Wait until the two texts are queued (the worker holds them for up to 3 s).
-        let mut queued = false;
-        for _ in 0..200 {
-            let metrics = c
-                .http
-                .get(format!("{}/metrics", c.url))
-                .bearer_auth(&c.token)
-                .send()
-                .await
-                .expect("metrics")
-                .text()
-                .await
-                .expect("text");
-            if metrics.contains("benchtop_queue_depth_texts{model=\"tiny-multilabel\"} 2") {
-                queued = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(queued, "the first request never showed in the queue");
+        wait_queued(&c, "tiny-multilabel", 2, 200).await;
         let r = c
             .http
             .post(format!("{}/v1/predict", c.url))
@@ -863,25 +859,7 @@ fn shutdown_stops_waiting_for_a_stuck_request_after_the_drain_timeout() {
                 .await
         }
     });
-    rt.block_on(async {
-        for _ in 0..500 {
-            let metrics = c
-                .http
-                .get(format!("{}/metrics", c.url))
-                .bearer_auth(&c.token)
-                .send()
-                .await
-                .expect("metrics")
-                .text()
-                .await
-                .expect("text");
-            if metrics.contains("benchtop_queue_depth_texts{model=\"tiny-multilabel\"} 1") {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("the request never showed in the queue");
-    });
+    rt.block_on(wait_queued(&c, "tiny-multilabel", 1, 500));
     let started = std::time::Instant::now();
     server.shutdown();
     let took = started.elapsed();
