@@ -199,8 +199,12 @@ fn listening_beyond_loopback_warns_loudly() {
     assert!(line.contains("http://0.0.0.0:"), "{line}");
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let out = child.wait_with_output().expect("exits");
-    assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "a SIGTERM right after the listening line stops it cleanly: {:?}\n{stderr}",
+        out.status
+    );
     assert!(stderr.contains("WARNING") && stderr.contains("NOT LOOPBACK"), "{stderr}");
 }
 

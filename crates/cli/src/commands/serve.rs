@@ -147,32 +147,32 @@ pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
                 eprintln!("\n  !!! WARNING: {warning} !!!\n");
             }
         }
+        let shutdown = shutdown_signal()?;
         // One line for people and scripts (tests read the port from it).
         println!("Benchtop API listening on http://{addr} (token: `benchtop token`; docs: /openapi.json)");
-        benchtop_server::serve(listener, state, shutdown_signal()).await.context("serving")?;
+        benchtop_server::serve(listener, state, shutdown).await.context("serving")?;
         say("stopped: in-flight requests finished and the feedback log is flushed");
         anyhow::Ok(())
     })
 }
 
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C or SIGTERM. The handlers are installed before this returns, so a signal that arrives
+/// as soon as the "listening" line is out (a supervisor, a test) still shuts down gracefully
+/// instead of killing the process.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: finishing in-flight requests");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    #[cfg(unix)]
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("installing the Ctrl-C handler")?;
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
 }
 
 fn json_logs() -> bool {
