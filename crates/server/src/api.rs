@@ -7,7 +7,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use benchtop_core::store::{Id, LabelSource, NewFeedback};
+use benchtop_core::providers::PriceTable;
+use benchtop_core::store::{Id, LabelSource, NewCase, NewFeedback, ReviewQueue};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -58,7 +59,8 @@ pub async fn run_results(State(state): State<Arc<AppState>>, Path(id): Path<Id>)
             Ok(s.run_results(id)?)
         })
         .await?;
-    Ok(Json(json!({ "results": results })))
+    let targets = state.with_store(move |s| Ok(s.run_targets(id)?)).await?;
+    Ok(Json(json!({ "targets": targets, "results": results })))
 }
 
 pub async fn result_feedback(State(state): State<Arc<AppState>>, Path(id): Path<Id>) -> Result<Json<Value>, ApiError> {
@@ -187,4 +189,239 @@ pub async fn delete_provider(
     } else {
         Err(ApiError::not_found(format!("no provider named `{name}`")))
     }
+}
+
+/// A provider's key, into the OS keychain (`{"key": "…"}`); never stored elsewhere, never echoed.
+pub async fn put_provider_key(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<KeyBody>,
+) -> Result<Json<Value>, ApiError> {
+    let known = name.clone();
+    let saved = state.with_store(move |s| Ok(s.saved_providers()?)).await?;
+    let Some(provider) = saved.into_iter().find(|p| p.config.name == known) else {
+        return Err(ApiError::not_found(format!("no provider named `{name}`; save it first")));
+    };
+    let key =
+        benchtop_core::providers::ApiKey::new(body.key.trim()).ok_or_else(|| ApiError::invalid("the key is empty"))?;
+    let config = provider.config;
+    tokio::task::spawn_blocking(move || {
+        benchtop_core::providers::keychain_set(&config.name, &key).map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "keychain_error",
+                format!(
+                    "the OS keychain could not store the key ({e}); set the variable {} instead",
+                    benchtop_core::providers::env_name(&config)
+                ),
+            )
+        })?;
+        Ok(Json(json!({ "name": config.name, "key": key_status(&config) })))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyBody {
+    key: String,
+}
+
+// ---- test sets -----------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSet {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+pub async fn create_test_set(
+    State(state): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<NewSet>,
+) -> Result<Response, ApiError> {
+    let name = body.name.trim().to_string();
+    if name.is_empty() {
+        return Err(ApiError::invalid("a test set needs a name"));
+    }
+    let owned = name.clone();
+    let exists = state.with_store(move |s| Ok(s.test_set_by_name(&owned)?)).await?;
+    if exists.is_some() {
+        return Err(ApiError::new(StatusCode::CONFLICT, "conflict", format!("a test set named `{name}` exists")));
+    }
+    let id = state.with_store(move |s| Ok(s.create_test_set(&name, body.description.as_deref())?)).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
+}
+
+pub async fn delete_test_set(State(state): State<Arc<AppState>>, Path(id): Path<Id>) -> Result<Response, ApiError> {
+    state.with_store(move |s| Ok(s.delete_test_set(id)?)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCases {
+    cases: Vec<NewCase>,
+}
+
+/// Add cases to a set (a pasted block, a new row); exact duplicates are skipped and counted.
+pub async fn add_cases(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<Id>,
+    ApiJson(body): ApiJson<NewCases>,
+) -> Result<Json<Value>, ApiError> {
+    check_cases(&body.cases)?;
+    let report = state.with_store(move |s| Ok(s.add_cases(id, body.cases)?)).await?;
+    Ok(Json(json!(report)))
+}
+
+pub async fn update_case(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<Id>,
+    ApiJson(case): ApiJson<NewCase>,
+) -> Result<Response, ApiError> {
+    check_cases(std::slice::from_ref(&case))?;
+    state.with_store(move |s| Ok(s.update_case(id, case)?)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn delete_case(State(state): State<Arc<AppState>>, Path(id): Path<Id>) -> Result<Response, ApiError> {
+    state.with_store(move |s| Ok(s.delete_case(id)?)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn check_cases(cases: &[NewCase]) -> Result<(), ApiError> {
+    for (i, case) in cases.iter().enumerate() {
+        if case.vars.is_empty() {
+            return Err(ApiError::invalid(format!("case {}: `vars` is empty (a case needs at least `text`)", i + 1)));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportBody {
+    /// `csv` or `jsonl`.
+    format: String,
+    /// The file's text.
+    content: String,
+    #[serde(default)]
+    vars: Option<Vec<String>>,
+    #[serde(default)]
+    expected: Option<String>,
+    #[serde(default)]
+    tags: Option<String>,
+    /// Only show what would be imported.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Import a CSV or JSONL file's text into a set with a column mapping. A dry run answers the
+/// columns found, the first rows as cases and every rejected row; otherwise the cases are added.
+pub async fn import_cases(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<Id>,
+    ApiJson(body): ApiJson<ImportBody>,
+) -> Result<Json<Value>, ApiError> {
+    use benchtop_export::import::{import_csv, import_jsonl, ColumnMap};
+    let map = ColumnMap { vars: body.vars, expected: body.expected, tags: body.tags };
+    let bytes = body.content.into_bytes();
+    let (report, columns) = match body.format.as_str() {
+        "csv" => {
+            let header = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+            let columns = String::from_utf8_lossy(header)
+                .trim_start_matches('\u{feff}')
+                .trim_end()
+                .split(',')
+                .map(|c| c.trim().trim_matches('"').to_string())
+                .filter(|c| !c.is_empty())
+                .collect::<Vec<_>>();
+            (import_csv(bytes.as_slice(), &map), columns)
+        }
+        "jsonl" => {
+            let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+            let columns = serde_json::from_slice::<serde_json::Map<String, Value>>(first)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            (import_jsonl(bytes.as_slice(), &map), columns)
+        }
+        other => return Err(ApiError::invalid(format!("format `{other}` is not csv or jsonl"))),
+    };
+    let report = report.map_err(|e| ApiError::invalid(e.to_string()))?;
+    let rejected = report.rejected;
+    if body.dry_run {
+        let preview: Vec<&NewCase> = report.cases.iter().take(20).collect();
+        return Ok(Json(
+            json!({ "columns": columns, "count": report.cases.len(), "preview": preview, "rejected": rejected }),
+        ));
+    }
+    let count = report.cases.len();
+    let added = state.with_store(move |s| Ok(s.add_cases(id, report.cases)?)).await?;
+    Ok(Json(json!({ "columns": columns, "count": count, "added": added, "rejected": rejected })))
+}
+
+// ---- review, settings ----------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewQuery {
+    queue: ReviewQueue,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// Results waiting for a person: `?queue=unrated` or `?queue=disagreements`.
+pub async fn review(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<ReviewQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::invalid(format!("{}; use ?queue=unrated|disagreements", e.body_text())))?;
+    let limit = query.limit.unwrap_or(200).clamp(1, 5000);
+    let items = state.with_store(move |s| Ok(s.review_queue(query.queue, limit)?)).await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+/// Where things are and how this server was started (never the token: the UI already has it).
+pub async fn settings(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let prices_path = state.data_dir.join("prices.json");
+    let prices = tokio::task::spawn_blocking(move || PriceTable::load(&prices_path))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(ApiError::invalid)?;
+    Ok(Json(json!({
+        "data_dir": state.data_dir,
+        "log": state.store.path(),
+        "models_dirs": state.engine.catalog().dirs(),
+        "prices": prices,
+        "prices_file": state.data_dir.join("prices.json"),
+        "version": env!("CARGO_PKG_VERSION"),
+    })))
+}
+
+/// Replace the price table (`{"model": {"input_per_mtok": …, "output_per_mtok": …}}`), kept in
+/// `<data dir>/prices.json`.
+pub async fn put_prices(
+    State(state): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let table: PriceTable =
+        serde_json::from_value(body).map_err(|e| ApiError::invalid(format!("not a price table: {e}")))?;
+    if let Some((model, _)) = table.0.iter().find(|(_, p)| !(p.input_per_mtok >= 0.0 && p.output_per_mtok >= 0.0)) {
+        return Err(ApiError::invalid(format!("the price of `{model}` must be a number ≥ 0")));
+    }
+    let path = state.data_dir.join("prices.json");
+    let text = serde_json::to_string_pretty(&table).map_err(|e| ApiError::internal(e.to_string()))?;
+    tokio::task::spawn_blocking(move || {
+        // Written beside, then renamed: a crash leaves the old table or the new one.
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::internal(format!("cannot write prices.json: {e}")))?;
+    Ok(Json(json!(table)))
 }

@@ -138,14 +138,22 @@ pub struct StartRun {
     no_cache: bool,
 }
 
-/// `POST /api/runs`: start a comparison run; answers once it has started (or failed to).
-pub async fn start_run(
-    State(state): State<Arc<AppState>>,
-    ApiJson(body): ApiJson<StartRun>,
-) -> Result<Response, ApiError> {
-    let spec = body.spec;
+/// A run request made ready: the spec (with the saved providers it names filled in), its cases
+/// and a runner with the providers' keys.
+async fn prepare_run(state: &Arc<AppState>, mut spec: RunSpec) -> Result<(RunSpec, Cases, Runner), ApiError> {
     if spec.tests.is_some() {
         return Err(ApiError::invalid("`tests` names a file; over the API, import it first and give `test_set`"));
+    }
+    // Providers saved in Settings need not be repeated in every spec.
+    let saved = state.with_store(|s| Ok(s.saved_providers()?)).await?;
+    for target in &spec.targets {
+        if let Some(name) = &target.provider {
+            if !spec.providers.iter().any(|p| &p.name == name) {
+                if let Some(p) = saved.iter().find(|p| &p.config.name == name) {
+                    spec.providers.push(p.config.clone());
+                }
+            }
+        }
     }
     spec.check().map_err(|e| ApiError::invalid(e.to_string()))?;
     let cases = match (&spec.test_set, &spec.input) {
@@ -170,7 +178,15 @@ pub async fn start_run(
     .await
     .map_err(|e| ApiError::internal(e.to_string()))??;
     let runner = Runner::new(Arc::clone(&state.store), Some(Arc::clone(&state.engine)), providers);
+    Ok((spec, cases, runner))
+}
 
+/// `POST /api/runs`: start a comparison run; answers once it has started (or failed to).
+pub async fn start_run(
+    State(state): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<StartRun>,
+) -> Result<Response, ApiError> {
+    let (spec, cases, runner) = prepare_run(&state, body.spec).await?;
     let job = state.jobs.start("run");
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<Result<Id, String>>();
     let started_tx = Arc::new(Mutex::new(Some(started_tx)));
@@ -192,13 +208,14 @@ pub async fn start_run(
                         let _ = tx.send(Ok(run_id));
                     }
                 }
+                RunEvent::Text { .. } => job.update(|_| {}, body),
                 RunEvent::Cell(_) => job.update(|s| s.done += 1, body),
             }
         })
     };
     let task_job = Arc::clone(&job);
     tokio::spawn(async move {
-        let options = RunOptions { resume: None, no_cache: body.no_cache };
+        let options = RunOptions { no_cache: body.no_cache, ..RunOptions::default() };
         let outcome = runner.run(&spec, cases, options, on_event, task_job.cancel.clone()).await;
         let cancelled = task_job.cancel.is_cancelled();
         let outcome =
@@ -215,6 +232,63 @@ pub async fn start_run(
         Ok(Err(error)) => Err(ApiError::invalid(format!("the run could not start: {error}"))),
         Err(_) => Err(ApiError::internal("the run stopped before it started")),
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ask {
+    /// A run spec with `input` (and usually `prompt.system` and several `targets`).
+    spec: RunSpec,
+}
+
+/// `POST /api/playground`: ask every target of `spec` its `input` at once and stream the answers
+/// as server-sent events in this response: `started` (run id), `text` (a piece of one target's
+/// answer), `cell` (one target done), then `done` with the recorded results (ids for feedback)
+/// or `failed`. Recorded as an ad-hoc run; closing the stream cancels what is still running.
+pub async fn playground(State(state): State<Arc<AppState>>, ApiJson(body): ApiJson<Ask>) -> Result<Response, ApiError> {
+    if body.spec.input.is_none() || body.spec.test_set.is_some() {
+        return Err(ApiError::invalid("the playground asks one `input`; runs over a test set go to POST /api/runs"));
+    }
+    let (spec, cases, runner) = prepare_run(&state, body.spec).await?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let cancel = CancellationToken::new();
+    let on_event = {
+        let tx = tx.clone();
+        Arc::new(move |event: RunEvent| {
+            let name = match &event {
+                RunEvent::Started { .. } => "started",
+                RunEvent::Text { .. } => "text",
+                RunEvent::Cell(_) => "cell",
+            };
+            let _ = tx.send(Event::default().event(name).data(json!(event).to_string()));
+        })
+    };
+    let (store, run_cancel) = (Arc::clone(&state.store), cancel.clone());
+    tokio::spawn(async move {
+        let options = RunOptions { stream_text: true, no_cache: true, ..RunOptions::default() };
+        let last = match runner.run(&spec, cases, options, on_event, run_cancel).await {
+            Ok(summary) => {
+                let run_id = summary.run_id;
+                let results = tokio::task::spawn_blocking(move || store.run_results(run_id)).await;
+                match results {
+                    Ok(Ok(results)) => {
+                        Event::default().event("done").data(json!({"summary": summary, "results": results}).to_string())
+                    }
+                    Ok(Err(e)) => Event::default().event("failed").data(json!({"error": e.to_string()}).to_string()),
+                    Err(e) => Event::default().event("failed").data(json!({"error": e.to_string()}).to_string()),
+                }
+            }
+            Err(e) => Event::default().event("failed").data(json!({"error": e.to_string()}).to_string()),
+        };
+        let _ = tx.send(last);
+    });
+    // The guard travels with the stream: a client that goes away cancels the run.
+    let guard = cancel.drop_guard();
+    let stream = futures_util::stream::unfold((rx, Some(guard)), |(mut rx, guard)| async move {
+        let event = rx.recv().await?;
+        Some((Ok::<_, std::convert::Infallible>(event), (rx, guard)))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }
 
 // ---- exports ------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ mod metrics;
 mod state;
 pub mod token;
 mod traffic;
+pub mod ui;
 mod v1;
 
 use std::future::Future;
@@ -61,6 +62,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/providers/{name}"),
     ("DELETE", "/api/providers/{name}"),
     ("POST", "/api/runs"),
+    ("POST", "/api/playground"),
+    ("POST", "/api/test-sets"),
+    ("DELETE", "/api/test-sets/{id}"),
+    ("POST", "/api/test-sets/{id}/cases"),
+    ("POST", "/api/test-sets/{id}/import"),
+    ("PUT", "/api/cases/{id}"),
+    ("DELETE", "/api/cases/{id}"),
+    ("GET", "/api/review"),
+    ("GET", "/api/settings"),
+    ("PUT", "/api/prices"),
+    ("PUT", "/api/providers/{name}/key"),
     ("POST", "/api/exports"),
     ("GET", "/api/jobs/{id}"),
     ("GET", "/api/jobs/{id}/events"),
@@ -80,8 +92,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/chat/completions", post(v1::chat_completions))
         .route("/v1/feedback", post(v1::feedback))
         .route("/api/models", get(api::models))
-        .route("/api/test-sets", get(api::test_sets))
-        .route("/api/test-sets/{id}/cases", get(api::cases))
+        .route("/api/test-sets", get(api::test_sets).post(api::create_test_set))
+        .route("/api/test-sets/{id}", axum::routing::delete(api::delete_test_set))
+        .route("/api/test-sets/{id}/cases", get(api::cases).post(api::add_cases))
+        .route("/api/test-sets/{id}/import", post(api::import_cases))
+        .route("/api/cases/{id}", axum::routing::put(api::update_case).delete(api::delete_case))
+        .route("/api/playground", post(jobs::playground))
+        .route("/api/review", get(api::review))
+        .route("/api/settings", get(api::settings))
+        .route("/api/prices", axum::routing::put(api::put_prices))
+        .route("/api/providers/{name}/key", axum::routing::put(api::put_provider_key))
         .route("/api/runs", get(api::runs).post(jobs::start_run))
         .route("/api/exports", post(jobs::start_export))
         .route("/api/providers", get(api::providers))
@@ -94,11 +114,23 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/results/{id}/feedback", get(api::result_feedback))
         .route("/api/feedback", post(api::add_feedback))
         .route("/api/history", get(api::history))
-        .fallback(v1::not_found)
+        .fallback(fallback)
         .method_not_allowed_fallback(v1::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), guard::guard))
         .with_state(state)
+}
+
+/// Unknown API paths are JSON 404s; everything else is the UI's.
+async fn fallback(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if ui::is_api_path(request.uri().path()) {
+        return v1::not_found(request).await.into_response();
+    }
+    ui::serve(state.config.ui_dir.as_deref(), request).await
 }
 
 /// Serve until `shutdown` resolves, then stop taking connections, let in-flight requests finish

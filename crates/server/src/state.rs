@@ -67,6 +67,8 @@ pub struct ServerConfig {
     pub log_queue: usize,
     /// How long a shutdown waits for in-flight requests (streams included) before stopping anyway.
     pub drain_timeout: std::time::Duration,
+    /// The built UI served at `/` (browser mode), if any.
+    pub ui_dir: Option<std::path::PathBuf>,
 }
 
 impl ServerConfig {
@@ -98,6 +100,7 @@ impl ServerConfig {
             log_traffic: true,
             log_queue: 1024,
             drain_timeout: std::time::Duration::from_secs(30),
+            ui_dir: None,
         }
     }
 }

@@ -929,3 +929,208 @@ fn providers_are_kept_without_their_keys() {
     assert_eq!(send(reqwest::Method::DELETE, "/api/providers/acme", None).0, StatusCode::NOT_FOUND);
     assert_eq!(server.store().saved_providers().expect("saved").len(), 1);
 }
+
+/// Server-sent events of a streamed response until it ends: (event name, data) pairs.
+async fn sse_events(r: reqwest::Response) -> Vec<(String, Value)> {
+    use eventsource_stream::Eventsource;
+    let mut stream = r.bytes_stream().eventsource();
+    let mut events = Vec::new();
+    while let Some(event) =
+        tokio::time::timeout(Duration::from_secs(60), stream.next()).await.expect("an event within 60 s")
+    {
+        let event = event.expect("event");
+        events.push((event.event.clone(), serde_json::from_str(&event.data).expect("json data")));
+    }
+    events
+}
+
+#[test]
+fn the_playground_streams_each_targets_answer_and_records_it_for_feedback() {
+    let server = TestServer::start(|_| {});
+    let c = server.client();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    rt.block_on(async {
+        let spec = json!({
+            "name": "playground",
+            "input": "My card was charged twice",
+            "prompt": {"system": "be brief"},
+            "targets": [{"model": "tiny-qwen2", "max_tokens": 12, "temperature": 0}, {"model": "support-triage"}],
+        });
+        let r = c
+            .http
+            .post(format!("{}/api/playground", c.url))
+            .bearer_auth(&c.token)
+            .json(&json!({"spec": spec}))
+            .send()
+            .await
+            .expect("sends");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["content-type"], "text/event-stream");
+        let events = sse_events(r).await;
+        let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names.first(), Some(&"started"), "{names:?}");
+        assert_eq!(names.last(), Some(&"done"), "{events:?}");
+        assert_eq!(names.iter().filter(|n| **n == "cell").count(), 2);
+        // The generator's text arrives in pieces before its cell is done, and adds up to its answer.
+        let streamed: String = events
+            .iter()
+            .filter(|(n, d)| n == "text" && d["target"] == 0)
+            .map(|(_, d)| d["delta"].as_str().expect("delta"))
+            .collect();
+        let done = &events.last().expect("done").1;
+        let results = done["results"].as_array().expect("results");
+        assert_eq!(results.len(), 2);
+        let generated =
+            results.iter().find(|r| r["answer"]["tokens_out"].as_i64().is_some()).expect("generation result");
+        assert!(!streamed.is_empty());
+        assert_eq!(generated["answer"]["output"].as_str(), Some(streamed.as_str()));
+        let label = results.iter().find_map(|r| r["answer"]["label"].as_str()).expect("a label");
+        assert_eq!(label, "billing");
+        // Feedback on a playground answer lands on the recorded result.
+        let id = generated["id"].as_i64().expect("id");
+        let (status, _, _) = c.post("/api/feedback", json!({"result_id": id, "kind": "rating", "stars": 4})).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let (_, fb) = c.get(&format!("/api/results/{id}/feedback")).await;
+        assert_eq!(
+            (fb["current"][0]["kind"].as_str(), fb["current"][0]["stars"].as_u64()),
+            (Some("rating"), Some(4)),
+            "{fb}"
+        );
+        // The run's results come with its targets' names.
+        let run_id = events[0].1["run_id"].as_i64().expect("run id");
+        let (_, listed) = c.get(&format!("/api/runs/{run_id}/results")).await;
+        let names: HashSet<&str> =
+            listed["targets"].as_array().expect("targets").iter().filter_map(|t| t["name"].as_str()).collect();
+        assert_eq!(names, HashSet::from(["tiny-qwen2", "support-triage"]));
+        // A playground request must have one input.
+        let (status, _, body) = c
+            .post("/api/playground", json!({"spec": {"test_set": "x", "targets": [{"model": "support-triage"}]}}))
+            .await;
+        assert_eq!((status, error_type(&body)), (StatusCode::BAD_REQUEST, "invalid_request_error"));
+    });
+}
+
+#[test]
+fn test_sets_are_edited_and_imported_over_the_api_and_the_review_queue_follows_feedback() {
+    let server = TestServer::start(|_| {});
+    let c = server.client();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    rt.block_on(async {
+        let (status, _, created) = c.post("/api/test-sets", json!({"name": "edits"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let set = created["id"].as_i64().expect("id");
+        let (status, _, body) = c.post("/api/test-sets", json!({"name": "edits"})).await;
+        assert_eq!((status, error_type(&body)), (StatusCode::CONFLICT, "conflict"));
+        let cases = json!({"cases": [{"vars": {"text": "refund please"}, "expected": "billing"}, {"vars": {"text": "app crashes"}, "expected": "technical"}, {"vars": {"text": "refund please"}, "expected": "billing"}]});
+        let (status, _, report) = c.post(&format!("/api/test-sets/{set}/cases"), cases).await;
+        assert_eq!((status, report["inserted"].as_u64(), report["duplicates"].as_u64()), (StatusCode::OK, Some(2), Some(1)), "{report}");
+        let (status, _, body) = c.post(&format!("/api/test-sets/{set}/cases"), json!({"cases": [{"vars": {}}]})).await;
+        assert_eq!((status, error_type(&body)), (StatusCode::BAD_REQUEST, "invalid_request_error"));
+
+        // Import: a dry run shows columns, rows and rejects, and adds nothing.
+        let csv = "text,label,extra\nwhere is my invoice,billing,x\nlogin fails,technical,y\n,billing,z\n";
+        let body = json!({"format": "csv", "content": csv, "vars": ["text"], "expected": "label", "dry_run": true});
+        let (status, _, preview) = c.post(&format!("/api/test-sets/{set}/import"), body.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{preview}");
+        assert_eq!(preview["columns"], json!(["text", "label", "extra"]));
+        assert_eq!(preview["preview"][0]["vars"], json!({"text": "where is my invoice"}));
+        assert_eq!(preview["count"], 2, "{preview}");
+        assert_eq!(preview["rejected"][0]["line"], 4, "the row without text is reported by its line: {preview}");
+        assert_eq!(preview["preview"][0]["expected"], "billing");
+        let (_, listed) = c.get(&format!("/api/test-sets/{set}/cases")).await;
+        assert_eq!(listed["cases"].as_array().map(Vec::len), Some(2), "a dry run adds nothing");
+        let mut real = body;
+        real["dry_run"] = json!(false);
+        let (status, _, imported) = c.post(&format!("/api/test-sets/{set}/import"), real).await;
+        assert_eq!(status, StatusCode::OK, "{imported}");
+        assert_eq!(imported["added"]["inserted"].as_u64(), Some(imported["count"].as_u64().expect("count")));
+        let (status, _, body) = c.post(&format!("/api/test-sets/{set}/import"), json!({"format": "xlsx", "content": ""})).await;
+        assert_eq!((status, error_type(&body)), (StatusCode::BAD_REQUEST, "invalid_request_error"));
+
+        // Edit and delete a case.
+        let (_, listed) = c.get(&format!("/api/test-sets/{set}/cases")).await;
+        let first = listed["cases"][0]["id"].as_i64().expect("case id");
+        let r = c.http.put(format!("{}/api/cases/{first}", c.url)).bearer_auth(&c.token).json(&json!({"vars": {"text": "refund now"}, "expected": "billing", "tags": ["edited"]})).send().await.expect("sends");
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        let (_, listed) = c.get(&format!("/api/test-sets/{set}/cases")).await;
+        assert_eq!(listed["cases"][0]["vars"]["text"], "refund now");
+        assert_eq!(listed["cases"][0]["tags"], json!(["edited"]));
+        let before = listed["cases"].as_array().expect("cases").len();
+        let r = c.http.delete(format!("{}/api/cases/{first}", c.url)).bearer_auth(&c.token).send().await.expect("sends");
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        let (_, listed) = c.get(&format!("/api/test-sets/{set}/cases")).await;
+        assert_eq!(listed["cases"].as_array().map(Vec::len), Some(before - 1));
+
+        // A run over the set fills the review queue; feedback takes a result out of it.
+        let (status, _, started) = c.post("/api/runs", json!({"spec": {"name": "r", "test_set": "edits", "targets": [{"model": "support-triage"}]}})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+        let (end, _) = job_end(&c, started["job"].as_u64().expect("job")).await;
+        assert_eq!(end, "done");
+        let (status, queue) = c.get("/api/review?queue=unrated").await;
+        assert_eq!(status, StatusCode::OK);
+        let items = queue["items"].as_array().expect("items").clone();
+        assert_eq!(items.len(), before - 1, "{queue}");
+        let id = items[0]["result_id"].as_i64().expect("id");
+        c.post("/api/feedback", json!({"result_id": id, "kind": "thumb", "up": true})).await;
+        let (_, queue) = c.get("/api/review?queue=unrated").await;
+        assert_eq!(queue["items"].as_array().map(Vec::len), Some(items.len() - 1));
+        assert!(queue["items"].as_array().expect("items").iter().all(|i| i["result_id"] != id));
+        let (status, body) = c.get("/api/review?queue=everything").await;
+        assert_eq!((status, error_type(&body)), (StatusCode::BAD_REQUEST, "invalid_request_error"));
+
+        let r = c.http.delete(format!("{}/api/test-sets/{set}", c.url)).bearer_auth(&c.token).send().await.expect("sends");
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+
+        // Settings and prices.
+        let (status, settings) = c.get("/api/settings").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(settings["prices"]["gpt-4o-mini"]["input_per_mtok"].is_number(), "{settings}");
+        let r = c.http.put(format!("{}/api/prices", c.url)).bearer_auth(&c.token).json(&json!({"my-model": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}})).send().await.expect("sends");
+        assert_eq!(r.status(), StatusCode::OK);
+        let (_, settings) = c.get("/api/settings").await;
+        assert_eq!(settings["prices"]["my-model"]["output_per_mtok"], 2.0);
+        let r = c.http.put(format!("{}/api/prices", c.url)).bearer_auth(&c.token).json(&json!({"m": {"input_per_mtok": -1.0, "output_per_mtok": 2.0}})).send().await.expect("sends");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    });
+}
+
+#[test]
+fn the_built_ui_is_served_at_the_root_with_a_strict_policy_and_api_paths_stay_json() {
+    let ui = tempfile::tempdir().expect("ui dir");
+    std::fs::write(ui.path().join("index.html"), "<!doctype html><title>Benchtop</title><div id=root></div>")
+        .expect("index");
+    std::fs::create_dir(ui.path().join("assets")).expect("assets");
+    std::fs::write(ui.path().join("assets/app.js"), "console.log(1)").expect("js");
+    let dir = ui.path().to_path_buf();
+    let server = TestServer::start(move |config| config.ui_dir = Some(dir));
+    let rt = rt();
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        let r = rt.block_on(http.get(format!("{}{path}", server.url)).send()).expect("sends");
+        let (status, headers) = (r.status(), r.headers().clone());
+        (status, headers, rt.block_on(r.text()).expect("text"))
+    };
+    // No token needed for the page itself; it comes with the policy.
+    let (status, headers, body) = get("/");
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("<div id=root>"));
+    let csp = headers["content-security-policy"].to_str().expect("csp");
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-eval"), "{csp}");
+    let (status, headers, body) = get("/assets/app.js");
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "console.log(1)"));
+    assert!(headers["content-type"].to_str().expect("type").contains("javascript"));
+    // A client-side route gets the page.
+    let (status, _, body) = get("/runs/12");
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("<div id=root>"));
+    // The APIs keep their rules: token first, JSON 404s.
+    assert_eq!(get("/api/models").0, StatusCode::UNAUTHORIZED);
+    assert_eq!(get("/api/nothing").0, StatusCode::UNAUTHORIZED);
+    let (status, body) = rt.block_on(server.client().get("/api/nothing"));
+    assert_eq!((status, error_type(&body)), (StatusCode::NOT_FOUND, "not_found_error"));
+    // A foreign Host is refused even for the page (DNS rebinding).
+    let r = rt.block_on(http.get(format!("{}/", server.url)).header("host", "evil.example:80").send()).expect("sends");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = rt.block_on(http.post(format!("{}/", server.url)).send()).expect("sends");
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+}

@@ -123,6 +123,7 @@ pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
                 }
                 bar.set_length(cells as u64);
             }
+            RunEvent::Text { .. } => {}
             RunEvent::Cell(cell) => {
                 bar.inc(1);
                 if let Some(error) = &cell.error {
@@ -131,7 +132,7 @@ pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
             }
         })
     };
-    let options = RunOptions { resume: args.resume, no_cache: args.no_cache };
+    let options = RunOptions { resume: args.resume, no_cache: args.no_cache, stream_text: false };
     let summary = rt.block_on(async {
         let watch = cancel.clone();
         tokio::spawn(async move {

@@ -69,6 +69,12 @@ pub struct Args {
     /// On Ctrl-C / SIGTERM, how long in-flight requests may take to finish, in seconds
     #[arg(long, default_value_t = 30.0, value_name = "S")]
     drain_timeout: f64,
+    /// Open the workbench UI in your browser once listening (browser mode)
+    #[arg(long)]
+    open: bool,
+    /// The built UI to serve at / [default: $BENCHTOP_UI_DIR, else the checkout's ui/dist]
+    #[arg(long, value_name = "DIR")]
+    ui_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -131,6 +137,10 @@ pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
         config.generation_slots = args.generation_slots.max(1);
         config.rules = rules;
         config.log_traffic = !args.no_log;
+        config.ui_dir = benchtop_server::ui::find_ui_dir(args.ui_dir.as_deref());
+        if let (Some(dir), None) = (&args.ui_dir, &config.ui_dir) {
+            anyhow::bail!("{} holds no built UI (no index.html); build it with `npm run build` in ui/", dir.display());
+        }
         config.drain_timeout = Duration::from_secs_f64(args.drain_timeout.clamp(0.0, 86_400.0));
         let state = Arc::new(AppState::new(engine, store, config)?);
         for name in &args.preload {
@@ -150,10 +160,31 @@ pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
         let shutdown = shutdown_signal()?;
         // One line for people and scripts (tests read the port from it).
         println!("Benchtop API listening on http://{addr} (token: `benchtop token`; docs: /openapi.json)");
+        if state.config.ui_dir.is_some() {
+            // The token travels in the fragment, which browsers never send to a server.
+            let ui = format!("http://{}/#token={}", ui_host(addr), state.config.token);
+            if args.open {
+                if let Err(e) = open::that_detached(&ui) {
+                    say(&format!("could not open a browser ({e}); open the UI yourself: http://{}/", ui_host(addr)));
+                }
+            }
+            say(&format!("Workbench UI: http://{}/ (`benchtop serve --open` opens it signed in)", ui_host(addr)));
+        } else if args.open {
+            say("the UI is not built (no ui/dist): build it with `./dev start`; the API is running");
+        }
         benchtop_server::serve(listener, state, shutdown).await.context("serving")?;
         say("stopped: in-flight requests finished and the feedback log is flushed");
         anyhow::Ok(())
     })
+}
+
+/// How a browser should reach `addr` (a wildcard address is reached through loopback).
+fn ui_host(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
 }
 
 /// Ctrl-C or SIGTERM. The handlers are installed before this returns, so a signal that arrives

@@ -209,13 +209,26 @@ pub struct RunOptions {
     pub resume: Option<Id>,
     /// Ask every target afresh even if the spec allows the cache.
     pub no_cache: bool,
+    /// Send each answer's text as it is written ([`RunEvent::Text`]) — the playground shows it
+    /// live; batch runs leave it off.
+    pub stream_text: bool,
 }
 
 /// Progress, as it happens.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum RunEvent {
-    Started { run_id: Id, cells: usize, already_done: usize },
+    Started {
+        run_id: Id,
+        cells: usize,
+        already_done: usize,
+    },
+    /// A piece of a cell's answer, as it is written (with [`RunOptions::stream_text`]).
+    Text {
+        case: usize,
+        target: usize,
+        delta: String,
+    },
     Cell(CellReport),
 }
 
@@ -329,6 +342,8 @@ struct Shared {
     cache: bool,
     embedding_model: String,
     stop: Arc<AtomicBool>,
+    /// Where answer text goes as it is written (`stream_text`).
+    on_event: Option<Arc<dyn Fn(RunEvent) + Send + Sync>>,
 }
 
 /// The providers `spec`'s remote targets use, each with its key (keychain, then environment;
@@ -429,6 +444,7 @@ impl Runner {
             cache: spec.cache && !options.no_cache,
             embedding_model: spec.embedding_model.clone(),
             stop: Arc::new(AtomicBool::new(false)),
+            on_event: options.stream_text.then(|| Arc::clone(&on_event)),
         });
         let cells: Vec<(usize, usize)> = (0..cases.len())
             .flat_map(|c| (0..shared.targets.len()).map(move |t| (c, t)))
@@ -444,7 +460,7 @@ impl Runner {
         for (c, t) in cells {
             let (shared, cases, on_event) = (Arc::clone(&shared), Arc::clone(&cases), Arc::clone(&on_event));
             tasks.spawn(async move {
-                let report = run_cell(&shared, &cases[c], t, adhoc).await;
+                let report = run_cell(&shared, &cases[c], c, t, adhoc).await;
                 match report {
                     Ok(report) => on_event(RunEvent::Cell(report)),
                     Err(e) => tracing::error!(run = shared.run_id, "a cell could not be recorded: {e}"),
@@ -591,7 +607,13 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 /// One cell: validate, render, answer (or take the cached answer), check, record.
-async fn run_cell(shared: &Shared, case: &crate::store::Case, t: usize, adhoc: bool) -> Result<CellReport, RunError> {
+async fn run_cell(
+    shared: &Shared,
+    case: &crate::store::Case,
+    c: usize,
+    t: usize,
+    adhoc: bool,
+) -> Result<CellReport, RunError> {
     let target = &shared.targets[t];
     let case_id = (!adhoc).then_some(case.id);
     let mut vars = case.vars.clone();
@@ -639,11 +661,16 @@ async fn run_cell(shared: &Shared, case: &crate::store::Case, t: usize, adhoc: b
                 Some(answer) => (input, system, answer, true, json!({"cache_key": key})),
                 None => {
                     let _permit = target.limit.acquire().await.map_err(|e| RunError::Spec(e.to_string()))?;
-                    let call = Call {
-                        engine: shared.engine.clone(),
-                        stop: Arc::clone(&shared.stop),
-                        on_text: Arc::new(|_| {}),
+                    let on_text: Arc<dyn Fn(&str) + Send + Sync> = match &shared.on_event {
+                        Some(on_event) => {
+                            let on_event = Arc::clone(on_event);
+                            Arc::new(move |piece: &str| {
+                                on_event(RunEvent::Text { case: c, target: t, delta: piece.to_string() })
+                            })
+                        }
+                        None => Arc::new(|_| {}),
                     };
+                    let call = Call { engine: shared.engine.clone(), stop: Arc::clone(&shared.stop), on_text };
                     let (answer, extra) = answer_cell(&call, target, &input, system.as_deref()).await;
                     (input, system, answer, false, json!({"cache_key": key, "call": extra}))
                 }

@@ -324,6 +324,67 @@ impl Store {
         })
     }
 
+    /// The targets a run has results for, by id.
+    pub fn run_targets(&self, run_id: Id) -> Result<Vec<TargetRow>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT t.id, t.kind, t.name FROM targets t
+                 WHERE t.id IN (SELECT DISTINCT target_id FROM results WHERE run_id = ?1) ORDER BY t.id",
+            )?;
+            let rows =
+                stmt.query_map([run_id], |r| Ok(TargetRow { id: r.get(0)?, kind: r.get(1)?, name: r.get(2)? }))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Results waiting for a person, newest first: those without human feedback
+    /// ([`ReviewQueue::Unrated`]), or those where a local and a remote target gave the same case
+    /// different labels and nobody has judged either yet ([`ReviewQueue::Disagreements`]; each
+    /// item names the other result).
+    pub fn review_queue(&self, queue: ReviewQueue, limit: usize) -> Result<Vec<ReviewItem>> {
+        const HUMAN: &str =
+            "NOT EXISTS (SELECT 1 FROM feedback_current f WHERE f.result_id = r.id AND f.source = 'human')";
+        let sql = match queue {
+            ReviewQueue::Unrated => format!(
+                "SELECT r.id, r.run_id, t.name, t.kind, r.input, r.output, r.label, r.error, c.expected, NULL, NULL, NULL
+                 FROM results r JOIN targets t ON t.id = r.target_id LEFT JOIN cases c ON c.id = r.case_id
+                 WHERE r.error IS NULL AND {HUMAN}
+                 ORDER BY r.id DESC LIMIT ?1"
+            ),
+            ReviewQueue::Disagreements => format!(
+                "SELECT r.id, r.run_id, t.name, t.kind, r.input, r.output, r.label, r.error, c.expected,
+                        o.id, ot.name, coalesce(o.label, o.output)
+                 FROM results r JOIN targets t ON t.id = r.target_id LEFT JOIN cases c ON c.id = r.case_id
+                 JOIN results o ON o.run_id = r.run_id AND o.case_id = r.case_id AND o.id <> r.id
+                 JOIN targets ot ON ot.id = o.target_id
+                 WHERE t.kind = 'local' AND ot.kind = 'remote' AND r.label IS NOT NULL
+                   AND o.error IS NULL AND lower(trim(coalesce(o.label, o.output, ''))) <> lower(r.label)
+                   AND {HUMAN}
+                 ORDER BY r.id DESC LIMIT ?1"
+            ),
+        };
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map([limit as i64], |r| {
+                Ok(ReviewItem {
+                    result_id: r.get(0)?,
+                    run_id: r.get(1)?,
+                    target: r.get(2)?,
+                    target_kind: r.get(3)?,
+                    input: r.get(4)?,
+                    output: r.get(5)?,
+                    label: r.get(6)?,
+                    error: r.get(7)?,
+                    expected: r.get(8)?,
+                    other_result_id: r.get(9)?,
+                    other_target: r.get(10)?,
+                    other_output: r.get(11)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     /// The results logged for one inference API call, in input order (empty if none, or not yet
     /// committed: [`Store::flush`] first to see everything queued).
     pub fn call_results(&self, call_id: &str) -> Result<Vec<Id>> {
@@ -585,6 +646,42 @@ impl Store {
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
+}
+
+/// A target as the log knows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TargetRow {
+    pub id: Id,
+    /// `local` or `remote`.
+    pub kind: String,
+    pub name: String,
+}
+
+/// Which results [`Store::review_queue`] gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewQueue {
+    Unrated,
+    Disagreements,
+}
+
+/// One result waiting for review.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ReviewItem {
+    pub result_id: Id,
+    pub run_id: Id,
+    pub target: String,
+    pub target_kind: String,
+    pub input: String,
+    pub output: Option<String>,
+    pub label: Option<String>,
+    pub error: Option<String>,
+    /// The case's expected answer, if it has one.
+    pub expected: Option<String>,
+    /// Disagreements: the remote result that disagrees.
+    pub other_result_id: Option<Id>,
+    pub other_target: Option<String>,
+    pub other_output: Option<String>,
 }
 
 /// A recorded result, as [`Store::run_results`] gives it.
