@@ -310,6 +310,9 @@ pub struct StartExport {
     system_prompt: Option<String>,
     #[serde(default)]
     overwrite: bool,
+    /// Answer at once with the counts and each file's first rows, writing nothing that stays.
+    #[serde(default)]
+    preview: bool,
 }
 
 /// `POST /api/exports`: write an evaluation set into `<data dir>/exports/<name>/`.
@@ -326,6 +329,9 @@ pub async fn start_export(
         if !(split.train > 0.0 && split.train < 1.0) {
             return Err(ApiError::invalid("`split.train` must be between 0 and 1"));
         }
+    }
+    if body.preview {
+        return preview_export(&state, body).await;
     }
     let out_dir: PathBuf = state.data_dir.join("exports").join(&name);
     let options = ExportOptions {
@@ -355,6 +361,85 @@ pub async fn start_export(
         task_job.finish(outcome, false);
     });
     Ok((StatusCode::ACCEPTED, Json(json!({ "job": job.snapshot().id, "dir": out_dir }))).into_response())
+}
+
+/// Rows shown per file in a preview.
+const PREVIEW_ROWS: usize = 5;
+
+/// The export written to a scratch folder, its manifest and first rows read back, the folder gone.
+async fn preview_export(state: &Arc<AppState>, body: StartExport) -> Result<Response, ApiError> {
+    let scratch = state
+        .data_dir
+        .join("exports")
+        .join(format!(".preview-{}", crate::token::random_hex(8).map_err(|e| ApiError::internal(e.to_string()))?));
+    let options = ExportOptions {
+        format: body.format,
+        out_dir: scratch.clone(),
+        filter: body.filter,
+        split: body.split,
+        dedup: body.dedup,
+        system_prompt: body.system_prompt,
+        overwrite: true,
+    };
+    let store = Arc::clone(&state.store);
+    let answer = tokio::task::spawn_blocking(move || {
+        let outcome = benchtop_export::export(&store, &options, &mut |_| {}).map(|manifest| {
+            let heads: serde_json::Map<String, Value> = manifest
+                .files
+                .iter()
+                .map(|file| {
+                    let path = scratch.join(&file.path);
+                    let rows: Vec<String> = if file.path.ends_with(".parquet") {
+                        Vec::new()
+                    } else {
+                        std::fs::read_to_string(&path)
+                            .map(|text| text.lines().take(PREVIEW_ROWS + 1).map(str::to_string).collect())
+                            .unwrap_or_default()
+                    };
+                    (file.path.clone(), json!(rows))
+                })
+                .collect();
+            json!({ "manifest": manifest, "head": heads })
+        });
+        let _ = std::fs::remove_dir_all(&scratch);
+        outcome
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::invalid(e.to_string()))?;
+    Ok(Json(answer).into_response())
+}
+
+/// `GET /api/exports/{name}/files/{file}`: one file of a finished export, as a download.
+pub async fn export_file(
+    State(state): State<Arc<AppState>>,
+    Path((name, file)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let plain = |s: &str| {
+        !s.is_empty() && !s.starts_with('.') && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    if !plain(&name) || !plain(&file) {
+        return Err(ApiError::invalid("export and file names are plain names (letters, digits, - _ .)"));
+    }
+    let path = state.data_dir.join("exports").join(&name).join(&file);
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|_| ApiError::not_found(format!("no file `{file}` in export `{name}`")))?;
+    let kind = match file.rsplit('.').next() {
+        Some("json") => "application/json",
+        Some("jsonl") => "application/x-ndjson",
+        Some("csv") => "text/csv; charset=utf-8",
+        Some("md") | Some("yaml") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    };
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, kind.to_string()),
+            (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 // ---- watching and cancelling --------------------------------------------------------------------

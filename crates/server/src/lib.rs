@@ -74,6 +74,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/prices"),
     ("PUT", "/api/providers/{name}/key"),
     ("POST", "/api/exports"),
+    ("GET", "/api/exports/{name}/files/{file}"),
     ("GET", "/api/jobs/{id}"),
     ("GET", "/api/jobs/{id}/events"),
     ("POST", "/api/jobs/{id}/cancel"),
@@ -104,6 +105,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/providers/{name}/key", axum::routing::put(api::put_provider_key))
         .route("/api/runs", get(api::runs).post(jobs::start_run))
         .route("/api/exports", post(jobs::start_export))
+        .route("/api/exports/{name}/files/{file}", get(jobs::export_file))
         .route("/api/providers", get(api::providers))
         .route("/api/providers/{name}", axum::routing::put(api::put_provider).delete(api::delete_provider))
         .route("/api/jobs/{id}", get(jobs::job))

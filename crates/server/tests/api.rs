@@ -812,6 +812,22 @@ fn runs_and_exports_started_from_the_api_stream_their_progress() {
         let text = std::fs::read_to_string(dir.join(&file)).expect("exported file");
         assert_eq!(text.lines().count(), 3, "{text}");
         assert!(text.contains("I was charged twice"));
+        // The same file as a download.
+        let r = c.http.get(format!("{}/api/exports/api-export/files/{file}", c.url)).bearer_auth(&c.token).send().await.expect("sends");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.headers()["content-disposition"].to_str().expect("disposition").starts_with("attachment"));
+        assert_eq!(r.text().await.expect("text"), text);
+        let (status, body) = c.get("/api/exports/api-export/files/..%2Fapi-token").await;
+        assert_eq!((status, error_type(&body)), (StatusCode::BAD_REQUEST, "invalid_request_error"), "no way out of the export folder");
+        // A preview gives counts and first rows, and leaves nothing behind.
+        let (status, _, preview) = c.post("/api/exports", json!({"format": "csv", "filter": {"run_id": run_id}, "preview": true})).await;
+        assert_eq!(status, StatusCode::OK, "{preview}");
+        let csv_file = preview["manifest"]["files"][0]["path"].as_str().expect("file");
+        assert_eq!(preview["manifest"]["files"][0]["rows"], 3);
+        let head = preview["head"][csv_file].as_array().expect("head");
+        assert_eq!(head.len(), 4, "the header and three rows: {head:?}");
+        let left: Vec<_> = std::fs::read_dir(dir.parent().expect("exports")).expect("dir").flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("api-export")], "no preview folder is left");
         let (status, _, body) = c.post(&format!("/api/jobs/{job}/cancel"), json!({})).await;
         assert_eq!((status, error_type(&body)), (StatusCode::CONFLICT, "invalid_request_error"));
         let (status, _, again) = c.post("/api/exports", json!({"format": "jsonl", "name": "api-export"})).await;
