@@ -444,6 +444,14 @@ pub async fn export_file(
 
 // ---- watching and cancelling --------------------------------------------------------------------
 
+/// Every job since the server started, newest first.
+pub async fn jobs(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let mut list: Vec<JobState> =
+        state.jobs.jobs.lock().unwrap_or_else(|p| p.into_inner()).values().map(|j| j.snapshot()).collect();
+    list.sort_by(|a, b| b.id.cmp(&a.id));
+    Json(json!({ "jobs": list }))
+}
+
 pub async fn job(State(state): State<Arc<AppState>>, Path(id): Path<u64>) -> Result<Json<JobState>, ApiError> {
     Ok(Json(state.jobs.get(id)?.snapshot()))
 }

@@ -75,6 +75,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/providers/{name}/key"),
     ("POST", "/api/exports"),
     ("GET", "/api/exports/{name}/files/{file}"),
+    ("GET", "/api/jobs"),
     ("GET", "/api/jobs/{id}"),
     ("GET", "/api/jobs/{id}/events"),
     ("POST", "/api/jobs/{id}/cancel"),
@@ -108,6 +109,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/exports/{name}/files/{file}", get(jobs::export_file))
         .route("/api/providers", get(api::providers))
         .route("/api/providers/{name}", axum::routing::put(api::put_provider).delete(api::delete_provider))
+        .route("/api/jobs", get(jobs::jobs))
         .route("/api/jobs/{id}", get(jobs::job))
         .route("/api/jobs/{id}/events", get(jobs::events))
         .route("/api/jobs/{id}/cancel", post(jobs::cancel))
