@@ -62,7 +62,7 @@ export function FeedbackBar({ resultId, compact = false }: { resultId: Id; compa
           className={`icon ${thumb?.up === true ? "on" : ""}`}
           onClick={() => void give({ kind: "thumb", up: true })}
         >
-          👍
+          <Thumb up />
         </button>
         <button
           aria-label="Thumbs down"
@@ -70,7 +70,7 @@ export function FeedbackBar({ resultId, compact = false }: { resultId: Id; compa
           className={`icon ${thumb?.up === false ? "on" : ""}`}
           onClick={() => void give({ kind: "thumb", up: false })}
         >
-          👎
+          <Thumb up={false} />
         </button>
         <span className="stars" role="radiogroup" aria-label="Rating">
           {[1, 2, 3, 4, 5].map((n) => (
@@ -150,5 +150,17 @@ export function FeedbackBar({ resultId, compact = false }: { resultId: Id; compa
       )}
       <ErrorNote error={error} />
     </div>
+  );
+}
+
+/** A thumb drawn inline: no emoji font needed. */
+function Thumb({ up }: { up: boolean }) {
+  return (
+    <svg width="14" height="14" viewBox="0 0 24 24" aria-hidden="true" style={{ transform: up ? undefined : "rotate(180deg)", verticalAlign: "-2px" }}>
+      <path
+        fill="currentColor"
+        d="M2 21h4V9H2v12zm20-11a2 2 0 0 0-2-2h-6.3l1-4.6v-.3c0-.4-.2-.8-.4-1.1L13.2 1 6.6 7.6C6.2 8 6 8.5 6 9v10a2 2 0 0 0 2 2h9c.8 0 1.5-.5 1.8-1.2l3-7.1c.1-.2.2-.5.2-.7v-2z"
+      />
+    </svg>
   );
 }

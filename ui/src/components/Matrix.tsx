@@ -46,6 +46,8 @@ export function Matrix({
     getScrollElement: () => scroller.current,
     estimateSize: () => ROW,
     overscan: 8,
+    // Rows for a screenful are drawn on the first render, before the scroller is measured.
+    initialRect: { width: 1200, height: 600 },
   });
   const grid = { gridTemplateColumns: `minmax(220px, 2fr) minmax(90px, 0.7fr) repeat(${targets.length}, minmax(160px, 1.5fr))` };
   return (

@@ -56,8 +56,8 @@ export function Review() {
       if (k === "j") setIndex((i) => Math.min(i + 1, list.length - 1));
       else if (k === "k") setIndex((i) => Math.max(i - 1, 0));
       else if (/^[1-5]$/.test(k)) void record(`rated ${k}`, { kind: "rating", stars: Number(k) });
-      else if (k === "u") void record("👍", { kind: "thumb", up: true });
-      else if (k === "d") void record("👎", { kind: "thumb", up: false });
+      else if (k === "u") void record("thumb up", { kind: "thumb", up: true });
+      else if (k === "d") void record("thumb down", { kind: "thumb", up: false });
       else if ((k === "a" || k === "b" || k === "t") && item.other_result_id != null) {
         const choice = k === "t" ? "tie" : k;
         void record(`preferred ${choice}`, { kind: "preference", other: item.other_result_id, choice, blind: false, shown_left: item.result_id });

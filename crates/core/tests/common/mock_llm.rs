@@ -49,6 +49,8 @@ pub struct LlmState {
     pub key: Option<String>,
     /// Added before every answer.
     pub latency: Duration,
+    /// Between the events of a streamed answer (0: all at once).
+    pub chunk_delay: Duration,
     /// Faults for the next requests, one each, in order.
     pub script: VecDeque<Fault>,
     /// Besides the script: this share of requests (0..1) gets a random fault from `random_faults`.
@@ -200,14 +202,17 @@ fn error_response(fault: Fault, key: Option<&str>, anthropic: bool) -> Option<Re
     Some((status, Json(json!({"error": {"type": "api_error", "message": message}}))).into_response())
 }
 
-fn sse(events: Vec<String>, cut: bool) -> Response {
+fn sse(state: &Arc<Mutex<LlmState>>, events: Vec<String>, cut: bool) -> Response {
+    let delay = state.lock().unwrap_or_else(|p| p.into_inner()).chunk_delay;
     let mut chunks: Vec<Result<Bytes, std::io::Error>> = events.into_iter().map(|e| Ok(Bytes::from(e))).collect();
     if cut {
         chunks.push(Err(std::io::Error::other("connection cut by the mock")));
     }
-    let stream = futures_util::stream::iter(chunks).then(|item| async move {
+    let stream = futures_util::stream::iter(chunks).then(move |item| async move {
         if item.is_err() {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        } else if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
         item
     });
@@ -282,14 +287,14 @@ async fn openai_answer(state: &Arc<Mutex<LlmState>>, headers: HeaderMap, body: V
         events.push(chunk(json!({"content": piece}), Value::Null));
     }
     if fault == Some(Fault::Truncated) {
-        return sse(events, true);
+        return sse(state, events, true);
     }
     events.push(chunk(json!({}), json!("stop")));
     if body.pointer("/stream_options/include_usage") == Some(&json!(true)) {
         events.push(format!("data: {}\n\n", json!({"id": "chatcmpl-mock", "choices": [], "usage": usage})));
     }
     events.push("data: [DONE]\n\n".into());
-    sse(events, false)
+    sse(state, events, false)
 }
 
 async fn anthropic(State(state): State<Arc<Mutex<LlmState>>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
@@ -356,10 +361,10 @@ async fn anthropic_answer(state: &Arc<Mutex<LlmState>>, headers: HeaderMap, body
         ));
     }
     if fault == Some(Fault::Truncated) {
-        return sse(events, true);
+        return sse(state, events, true);
     }
     events.push(event("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
     events.push(event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": output}})));
     events.push(event("message_stop", json!({"type": "message_stop"})));
-    sse(events, false)
+    sse(state, events, false)
 }
