@@ -89,14 +89,7 @@ impl GlobalArgs {
     /// `--models-dir` folders, then `BENCHTOP_MODELS_DIR` (a path list), then the user's models,
     /// then the default models.
     pub fn catalog(&self) -> Catalog {
-        let dirs = self.dirs();
-        let mut search: Vec<PathBuf> = self.models_dirs.clone();
-        if let Some(list) = std::env::var_os("BENCHTOP_MODELS_DIR") {
-            search.extend(std::env::split_paths(&list).filter(|p| !p.as_os_str().is_empty()));
-        }
-        search.push(dirs.user_models());
-        search.push(dirs.default_models());
-        Catalog::new(search)
+        Catalog::new(self.dirs().model_search_path(&self.models_dirs))
     }
 
     /// The feedback log in the data directory.

@@ -42,6 +42,18 @@ impl Dirs {
         self.data.join("models")
     }
 
+    /// Where models are looked for, in order: `explicit` folders (`--models-dir`), then
+    /// `BENCHTOP_MODELS_DIR` (a path list), then the user's models, then the default models.
+    pub fn model_search_path(&self, explicit: &[PathBuf]) -> Vec<PathBuf> {
+        let mut search = explicit.to_vec();
+        if let Some(list) = std::env::var_os("BENCHTOP_MODELS_DIR") {
+            search.extend(std::env::split_paths(&list).filter(|p| !p.as_os_str().is_empty()));
+        }
+        search.push(self.user_models());
+        search.push(self.default_models());
+        search
+    }
+
     /// ONNX Runtime libraries extracted by `models/fetch_onnxruntime.py`, one folder per version.
     pub fn runtimes(&self) -> PathBuf {
         self.cache.join("onnxruntime")

@@ -83,6 +83,19 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// The whole application: routes, the guard, limits and metrics, over `state`.
 pub fn router(state: Arc<AppState>) -> Router {
+    routes(Arc::clone(&state))
+        .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), guard::guard))
+        .with_state(state)
+}
+
+/// The same handlers for a caller inside this process (the desktop shell's IPC): no network, so
+/// no Host/Origin/token guard, and no UI files. Limits and validation are the same.
+pub fn in_process_router(state: Arc<AppState>) -> Router {
+    routes(Arc::clone(&state)).fallback(v1::not_found).with_state(state)
+}
+
+fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     let body_limit = state.config.limits.max_body_bytes;
     Router::new()
         .route("/healthz", get(v1::healthz))
@@ -118,11 +131,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/results/{id}/feedback", get(api::result_feedback))
         .route("/api/feedback", post(api::add_feedback))
         .route("/api/history", get(api::history))
-        .fallback(fallback)
         .method_not_allowed_fallback(v1::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), guard::guard))
-        .with_state(state)
 }
 
 /// Unknown API paths are JSON 404s; everything else is the UI's.

@@ -113,6 +113,8 @@ export class HttpTransport implements Transport {
     }
   }
 
+  ready(): void {}
+
   downloadUrl(): string | null {
     // Downloads need the token header, so they are fetched (see api.download).
     return null;

@@ -22,6 +22,11 @@ export function transportKind(): "desktop" | "browser" {
   return transport.kind;
 }
 
+/** Tell the shell the first page is interactive. */
+export function signalReady() {
+  transport.ready();
+}
+
 export function hasToken(): boolean {
   return transport.kind === "desktop" || !!token;
 }

@@ -59,6 +59,10 @@ export class TauriTransport implements Transport {
     }
   }
 
+  ready(): void {
+    void invoke("ui_ready").catch(() => undefined);
+  }
+
   downloadUrl(): string | null {
     return null;
   }

@@ -33,6 +33,8 @@ export interface Transport {
   ): Promise<void>;
   /** A URL the browser can download a file from (or null when it must be fetched). */
   downloadUrl(path: string): string | null;
+  /** The first page is interactive (the desktop shell records the cold-start time). */
+  ready(): void;
 }
 
 /** Turns an error answer's body into an ApiError, whatever it holds. */

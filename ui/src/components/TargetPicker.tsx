@@ -1,4 +1,5 @@
-import { api, type TargetSpec } from "../api";
+import { useEffect } from "react";
+import { api, signalReady, type TargetSpec } from "../api";
 import { useLoad } from "./common";
 
 /** Stable key of a target. */
@@ -12,6 +13,10 @@ export function TargetPicker({ value, onChange }: { value: TargetSpec[]; onChang
   const models = useLoad(() => api.models());
   const providers = useLoad(() => api.providers());
   const chosen = new Set(value.map(targetKey));
+  // The playground is usable once its targets are listed.
+  useEffect(() => {
+    if (models.data && providers.data) signalReady();
+  }, [models.data, providers.data]);
   const toggle = (t: TargetSpec) => {
     const key = targetKey(t);
     onChange(chosen.has(key) ? value.filter((v) => targetKey(v) !== key) : [...value, t]);
