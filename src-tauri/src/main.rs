@@ -152,7 +152,8 @@ fn ui_ready() {
 fn open_core() -> anyhow::Result<Arc<AppState>> {
     let dirs = Dirs::resolve(None);
     let options = RuntimeOptions { spin: false, ..RuntimeOptions::default() };
-    let runtime = Runtime::locate_and_load(None, &dirs, &options)
+    let library = std::env::var_os("BENCHTOP_ORT_LIB").map(std::path::PathBuf::from);
+    let runtime = Runtime::locate_and_load(library.as_deref(), &dirs, &options)
         .context("ONNX Runtime could not be loaded (run `./dev start`, or set BENCHTOP_ORT_LIB)")?;
     let engine = Engine::new(runtime, Catalog::new(dirs.model_search_path(&[])), EngineOptions::default());
     let store = Store::open_in(&dirs.data)

@@ -79,6 +79,8 @@ enum Command {
     Serve(commands::serve::Args),
     /// Print the API's bearer token (made on first use)
     Token(commands::serve::TokenArgs),
+    /// Open the workbench: the desktop app, or the browser UI when there is no display
+    App(commands::app::Args),
 }
 
 impl GlobalArgs {
@@ -170,6 +172,7 @@ fn main() -> ExitCode {
         Command::History(args) => commands::history::run(args, &cli.global),
         Command::Serve(args) => commands::serve::run(args, &cli.global),
         Command::Token(args) => commands::serve::token(args, &cli.global),
+        Command::App(args) => commands::app::run(args, &cli.global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

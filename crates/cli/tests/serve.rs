@@ -208,6 +208,38 @@ fn listening_beyond_loopback_warns_loudly() {
     assert!(stderr.contains("WARNING") && stderr.contains("NOT LOOPBACK"), "{stderr}");
 }
 
+#[test]
+fn app_without_a_display_serves_the_browser_ui_and_says_so() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let ui = tempfile::tempdir().expect("ui");
+    std::fs::write(ui.path().join("index.html"), "<!doctype html><title>Benchtop</title>").expect("index");
+    let mut child = benchtop(data.path())
+        .args(["app"])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env("BENCHTOP_UI_DIR", ui.path())
+        // `--open` finds no browser here; the URL is printed either way.
+        .env("BROWSER", "true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("reads");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let out = child.wait_with_output().expect("exits");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if line.is_empty() && stderr.contains("8077") {
+        // Another Benchtop holds the default port on this machine: the message must say so.
+        assert!(stderr.contains("in use") || stderr.contains("Address"), "{stderr}");
+        return;
+    }
+    assert!(line.contains("http://127.0.0.1:8077"), "{line}\n{stderr}");
+    assert!(stderr.contains("No display"), "{stderr}");
+    assert!(stderr.contains("Workbench UI: http://127.0.0.1:8077/"), "{stderr}");
+    assert!(!stderr.contains("token="), "the token is not printed: {stderr}");
+}
+
 /// 100,000 requests at concurrency 64, half classification and half embeddings: no errors but
 /// deliberate 429s, bounded memory, and every answered call in the log.
 #[test]

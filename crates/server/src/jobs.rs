@@ -448,7 +448,7 @@ pub async fn export_file(
 pub async fn jobs(State(state): State<Arc<AppState>>) -> Json<Value> {
     let mut list: Vec<JobState> =
         state.jobs.jobs.lock().unwrap_or_else(|p| p.into_inner()).values().map(|j| j.snapshot()).collect();
-    list.sort_by(|a, b| b.id.cmp(&a.id));
+    list.sort_by_key(|j| std::cmp::Reverse(j.id));
     Json(json!({ "jobs": list }))
 }
 

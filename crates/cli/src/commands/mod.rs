@@ -1,6 +1,7 @@
 //! One module per subcommand; this one holds what embed and predict share: reading input in
 //! chunks, writing human / JSON / JSONL output, and the progress bar.
 
+pub mod app;
 pub mod embed;
 pub mod export;
 pub mod feedback;

@@ -1,0 +1,136 @@
+"""Desktop end-to-end test: the real Tauri window (WebKitGTK) under Xvfb, driven through
+tauri-driver and Debian's WebKitWebDriver with Selenium. The playground compares two local
+models, feedback is given in the window, found in the SQLite log, and still shown after a reload.
+
+Run by `./dev test` as: xvfb-run -a python tests/desktop_e2e.py APP TAURI_DRIVER
+"""
+
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.options import ArgOptions
+from selenium.webdriver.remote.client_config import ClientConfig
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = Path(os.environ.get("SCREENSHOTS", ROOT / "docs" / "screenshots"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main(app: str, tauri_driver: str) -> None:
+    data = tempfile.mkdtemp(prefix="benchtop-desktop-")
+    # A fresh profile too: the window's local storage and remembered size live under XDG dirs.
+    env = dict(
+        os.environ,
+        BENCHTOP_DATA_DIR=data,
+        BENCHTOP_MODELS_DIR=str(ROOT / "models" / "fixtures"),
+        XDG_DATA_HOME=str(Path(data) / "xdg-data"),
+        XDG_CONFIG_HOME=str(Path(data) / "xdg-config"),
+    )
+    port, native = free_port(), free_port()
+    driver_proc = subprocess.Popen(
+        [tauri_driver, "--port", str(port), "--native-port", str(native)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    options = ArgOptions()
+    options.set_capability("browserName", "wry")
+    options.set_capability("tauri:options", {"application": app})
+    # tauri-driver takes connections a moment before the native driver behind it is up.
+    deadline = time.time() + 30
+    while True:
+        try:
+            url = f"http://127.0.0.1:{port}"
+            # A bounded wait: an app that cannot start must fail the test, not hang it.
+            config = ClientConfig(remote_server_addr=url, timeout=60)
+            window = webdriver.Remote(url, options=options, client_config=config)
+            break
+        except Exception:  # noqa: BLE001 — retried until the deadline, then raised
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)
+    wait = WebDriverWait(window, 60)
+    checks = 0
+    try:
+        css = lambda s: wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, s)))  # noqa: E731
+        assert window.execute_script("return typeof window.__TAURI_INTERNALS__") == "object", "inside Tauri"
+        mode = css(".nav .mode").text
+        assert mode == "desktop", f"the UI uses the IPC transport, not HTTP: {mode}"
+        checks += 1
+
+        # The playground compares a local classifier and a local generator, side by side.
+        for target in ("support-triage", "tiny-qwen2"):
+            box = css(f'input[data-target="{target}"]')
+            if not box.is_selected():
+                box.click()
+        question = "My card was charged twice for the annual plan"
+        field = css('[data-testid="playground-input"]')
+        field.clear()
+        field.send_keys(question)
+        wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".inputs button.primary"))).click()
+        css('article.answer[data-target="support-triage"] footer')
+        css('article.answer[data-target="tiny-qwen2"] footer')
+        label = css('article.answer[data-target="support-triage"] .label').text
+        assert label == "billing", label
+        generated = css('article.answer[data-target="tiny-qwen2"] .output-md').text
+        assert generated.strip(), "the generator's answer arrived over the Channel"
+        checks += 2
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        window.save_screenshot(str(SCREENSHOTS / "desktop-playground.png"))
+
+        # Feedback in the window lands in the feedback log.
+        bar = css('article.answer[data-target="support-triage"] .feedback')
+        result_id = int(bar.get_attribute("data-result"))
+        bar.find_element(By.CSS_SELECTOR, '[aria-label="4 stars"]').click()
+        wait.until(lambda _: bar.find_element(By.CSS_SELECTOR, '[aria-label="4 stars"]').get_attribute("aria-checked") == "true")
+        db = sqlite3.connect(Path(data) / "benchtop.db")
+        rows = db.execute(
+            "SELECT kind, value, source FROM feedback WHERE result_id = ?", (result_id,)
+        ).fetchall()
+        db.close()
+        assert [(k, json.loads(v)["stars"], s) for k, v, s in rows] == [("rating", 4, "human")], rows
+        checks += 1
+
+        # After a reload, History finds the answer with its rating.
+        window.refresh()
+        css('a[href="/history"]').click()
+        css('input[type="search"]').send_keys("annual plan")
+        css("form.search button").click()
+        css(f'li[data-result="{result_id}"] button.hit').click()
+        wait.until(
+            lambda _: window.find_element(
+                By.CSS_SELECTOR, f'li[data-result="{result_id}"] [aria-label="4 stars"]'
+            ).get_attribute("aria-checked")
+            == "true"
+        )
+        checks += 1
+        window.save_screenshot(str(SCREENSHOTS / "desktop-history.png"))
+    finally:
+        window.quit()
+        driver_proc.terminate()
+        driver_proc.wait(timeout=10)
+        shutil.rmtree(data, ignore_errors=True)
+    print(f"desktop e2e: {checks} checks passed")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: desktop_e2e.py APP TAURI_DRIVER")
+    main(sys.argv[1], sys.argv[2])
