@@ -1,6 +1,7 @@
 """Desktop end-to-end test: the real Tauri window (WebKitGTK) under Xvfb, driven through
 tauri-driver and Debian's WebKitWebDriver with Selenium. The playground compares two local
-models, feedback is given in the window, found in the SQLite log, and still shown after a reload.
+models, feedback is given in the window, found in the SQLite log, and still shown after a reload;
+Settings turns the local inference API on (another program calls it with the token shown) and off.
 
 Run by `./dev test` as: xvfb-run -a python tests/desktop_e2e.py APP TAURI_DRIVER
 """
@@ -14,6 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from selenium import webdriver
@@ -33,22 +36,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def main(app: str, tauri_driver: str) -> None:
-    data = tempfile.mkdtemp(prefix="benchtop-desktop-")
+def open_window(app: str, tauri_driver: str, data: str, fixtures: bool = True):
+    """The app under tauri-driver with its own data dir and WebKit profile: (window, driver)."""
     # A fresh profile too: the window's local storage and remembered size live under XDG dirs.
     env = dict(
         os.environ,
         BENCHTOP_DATA_DIR=data,
-        BENCHTOP_MODELS_DIR=str(ROOT / "models" / "fixtures"),
         XDG_DATA_HOME=str(Path(data) / "xdg-data"),
         XDG_CONFIG_HOME=str(Path(data) / "xdg-config"),
     )
+    if fixtures:
+        env["BENCHTOP_MODELS_DIR"] = str(ROOT / "models" / "fixtures")
     port, native = free_port(), free_port()
     driver_proc = subprocess.Popen(
         [tauri_driver, "--port", str(port), "--native-port", str(native)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     options = ArgOptions()
     options.set_capability("browserName", "wry")
@@ -60,12 +64,17 @@ def main(app: str, tauri_driver: str) -> None:
             url = f"http://127.0.0.1:{port}"
             # A bounded wait: an app that cannot start must fail the test, not hang it.
             config = ClientConfig(remote_server_addr=url, timeout=60)
-            window = webdriver.Remote(url, options=options, client_config=config)
-            break
+            return webdriver.Remote(url, options=options, client_config=config), driver_proc
         except Exception:  # noqa: BLE001 — retried until the deadline, then raised
             if time.time() > deadline:
+                driver_proc.terminate()
                 raise
             time.sleep(0.5)
+
+
+def main(app: str, tauri_driver: str) -> None:
+    data = tempfile.mkdtemp(prefix="benchtop-desktop-")
+    window, driver_proc = open_window(app, tauri_driver, data)
     wait = WebDriverWait(window, 60)
     checks = 0
     try:
@@ -122,6 +131,30 @@ def main(app: str, tauri_driver: str) -> None:
         )
         checks += 1
         window.save_screenshot(str(SCREENSHOTS / "desktop-history.png"))
+
+        # Settings turns the local inference API on: other programs can call it with the token.
+        css('a[href="/settings"]').click()
+        css(".local-api input[type=checkbox]").click()
+        url = css(".local-api dd.mono").text
+        css(".local-api button.small").click()
+        shown = lambda _: window.find_elements(By.CSS_SELECTOR, ".local-api dd.mono")[1].text.split()[0]  # noqa: E731
+        token = wait.until(lambda d: "•" not in shown(d) and shown(d))
+        request = urllib.request.Request(
+            f"{url}/v1/predict",
+            data=json.dumps({"model": "support-triage", "input": "I was charged twice"}).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            body = json.load(answer)
+        assert body["data"][0]["label"] == "billing", body
+        css(".local-api input[type=checkbox]").click()
+        wait.until(lambda _: not window.find_elements(By.CSS_SELECTOR, ".local-api dd.mono"))
+        try:
+            urllib.request.urlopen(f"{url}/healthz", timeout=5)
+            raise AssertionError("the API still answers after it was turned off")
+        except urllib.error.URLError:
+            pass
+        checks += 1
     finally:
         window.quit()
         driver_proc.terminate()

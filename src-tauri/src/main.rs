@@ -5,7 +5,7 @@
 //! status and JSON body, `api_stream` sends a streamed answer's events (runs, the playground)
 //! over a Channel, `api_cancel` stops one. So every operation is defined once, in core, with one
 //! validation and one error shape for both faces, and nothing listens on a port unless the user
-//! runs `benchtop serve`.
+//! turns the local inference API on in Settings (`server_set`) or runs `benchtop serve`.
 
 #![cfg_attr(all(not(debug_assertions), target_os = "windows"), windows_subsystem = "windows")]
 
@@ -37,6 +37,34 @@ struct Desktop {
     state: Arc<AppState>,
     router: axum::Router,
     streams: Mutex<HashMap<u64, CancellationToken>>,
+    /// The local inference API, when the user turned it on in Settings.
+    server: tokio::sync::Mutex<Option<Served>>,
+}
+
+/// A `benchtop serve` running inside the app, over the same engine and feedback log.
+struct Served {
+    url: String,
+    token: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    done: tauri::async_runtime::JoinHandle<()>,
+}
+
+/// What Settings shows about the local inference API.
+#[derive(Serialize)]
+struct ServerStatus {
+    running: bool,
+    url: Option<String>,
+    token: Option<String>,
+}
+
+impl ServerStatus {
+    fn of(served: Option<&Served>) -> ServerStatus {
+        ServerStatus {
+            running: served.is_some(),
+            url: served.map(|s| s.url.clone()),
+            token: served.map(|s| s.token.clone()),
+        }
+    }
 }
 
 /// One answer: the HTTP status the handler chose and its body (JSON, or text).
@@ -135,6 +163,46 @@ fn api_cancel(app: State<'_, Desktop>, id: u64) {
     }
 }
 
+#[tauri::command]
+async fn server_status(app: State<'_, Desktop>) -> Result<ServerStatus, String> {
+    Ok(ServerStatus::of(app.server.lock().await.as_ref()))
+}
+
+/// Turn the local inference API on (127.0.0.1:`port`, default 8077, with the data dir's token)
+/// or off (in-flight requests finish first).
+#[tauri::command]
+async fn server_set(app: State<'_, Desktop>, on: bool, port: Option<u16>) -> Result<ServerStatus, String> {
+    let mut server = app.server.lock().await;
+    if !on {
+        if let Some(served) = server.take() {
+            let _ = served.stop.send(());
+            let _ = served.done.await;
+        }
+        return Ok(ServerStatus::of(None));
+    }
+    if server.is_none() {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port.unwrap_or(8077)));
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            format!("cannot listen on {addr} ({e}); is another Benchtop (or `benchtop serve`) using it?")
+        })?;
+        let token = benchtop_server::token::load_or_create(&app.state.data_dir).map_err(|e| e.to_string())?;
+        let config = ServerConfig::local(addr, token.clone());
+        let state = AppState::new(Arc::clone(&app.state.engine), Arc::clone(&app.state.store), config)
+            .map_err(|e| e.to_string())?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let done = tauri::async_runtime::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            if let Err(e) = benchtop_server::serve(listener, Arc::new(state), shutdown).await {
+                tracing::error!("the local API stopped: {e}");
+            }
+        });
+        *server = Some(Served { url: format!("http://{addr}"), token, stop, done });
+    }
+    Ok(ServerStatus::of(server.as_ref()))
+}
+
 /// The UI calls this once its first page has data: the cold-start figure.
 #[tauri::command]
 fn ui_ready() {
@@ -218,7 +286,12 @@ fn main() -> anyhow::Result<()> {
     let router = benchtop_server::in_process_router(Arc::clone(&state));
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_window_state::Builder::default().build())
-        .manage(Desktop { state: Arc::clone(&state), router, streams: Mutex::new(HashMap::new()) })
+        .manage(Desktop {
+            state: Arc::clone(&state),
+            router,
+            streams: Mutex::new(HashMap::new()),
+            server: tokio::sync::Mutex::new(None),
+        })
         .setup(|app| {
             let menu = menu(app.handle())?;
             app.set_menu(menu)?;
@@ -233,7 +306,7 @@ fn main() -> anyhow::Result<()> {
             });
             Ok(())
         })
-        .invoke_handler(tauri::generate_handler![api, api_stream, api_cancel, ui_ready])
+        .invoke_handler(tauri::generate_handler![api, api_stream, api_cancel, ui_ready, server_status, server_set])
         .build(tauri::generate_context!())
         .context("the desktop window could not be created (is there a display?)")?;
     app.run(|handle, event| {

@@ -32,8 +32,7 @@ export async function startMock(chunkDelayMs = 25) {
 }
 
 /** `benchtop serve` over the committed fixtures and the default models, with a mock provider saved. */
-export async function startBenchtop({ mockUrl, extraArgs = [] } = {}) {
-  const data = mkdtempSync(join(tmpdir(), "benchtop-e2e-"));
+export async function startBenchtop({ mockUrl, extraArgs = [], data = mkdtempSync(join(tmpdir(), "benchtop-e2e-")) } = {}) {
   const env = { ...process.env, BENCHTOP_DATA_DIR: data, MOCK_KEY };
   delete env.BENCHTOP_MODELS_DIR;
   const { child, line, stderr } = await firstLine(

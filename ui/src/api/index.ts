@@ -6,7 +6,7 @@ import type { StreamEvent, Transport } from "./transport";
 import type * as T from "./types";
 
 export { ApiError } from "./transport";
-export type { StreamEvent } from "./transport";
+export type { LocalServer, StreamEvent } from "./transport";
 export * from "./types";
 
 let token: string | null = null;
@@ -98,6 +98,9 @@ export const api = {
     const text = await transport.request<string>("GET", path);
     return new Blob([typeof text === "string" ? text : JSON.stringify(text)]);
   },
+
+  /** The desktop app's local inference API switch; null in a browser (the page is served by it). */
+  localServer: () => transport.localServer ?? null,
 
   settings: () => get<T.Settings>("/api/settings"),
   savePrices: (prices: Record<string, T.Price>) => send<unknown>("PUT", "/api/prices", prices),

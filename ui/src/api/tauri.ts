@@ -1,5 +1,5 @@
 import { Channel, invoke } from "@tauri-apps/api/core";
-import { ApiError, errorFrom, type StreamEvent, type Transport } from "./transport";
+import { ApiError, errorFrom, type LocalServer, type StreamEvent, type Transport } from "./transport";
 
 /** What the desktop shell's `api` command answers. */
 interface IpcResponse {
@@ -58,6 +58,14 @@ export class TauriTransport implements Transport {
       signal?.removeEventListener("abort", abort);
     }
   }
+
+  readonly localServer = {
+    status: () => invoke<LocalServer>("server_status"),
+    set: (on: boolean) =>
+      invoke<LocalServer>("server_set", { on }).catch((e) => {
+        throw new ApiError(0, "server", String(e));
+      }),
+  };
 
   ready(): void {
     void invoke("ui_ready").catch(() => undefined);

@@ -35,6 +35,18 @@ export interface Transport {
   downloadUrl(path: string): string | null;
   /** The first page is interactive (the desktop shell records the cold-start time). */
   ready(): void;
+  /** The desktop app's switch for the local inference API (absent in a browser). */
+  readonly localServer?: {
+    status(): Promise<LocalServer>;
+    set(on: boolean): Promise<LocalServer>;
+  };
+}
+
+/** The local inference API the desktop app runs on request. */
+export interface LocalServer {
+  running: boolean;
+  url: string | null;
+  token: string | null;
 }
 
 /** Turns an error answer's body into an ApiError, whatever it holds. */

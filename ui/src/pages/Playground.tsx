@@ -17,13 +17,7 @@ const STORE = "benchtop.playground";
 
 /** One input → several targets side by side, streamed, with feedback under each answer. */
 export function Playground() {
-  const saved = JSON.parse(localStorage.getItem(STORE) ?? "{}") as Partial<{
-    input: string;
-    system: string;
-    targets: TargetSpec[];
-    temperature: number;
-    maxTokens: number;
-  }>;
+  const saved = restore();
   const [input, setInput] = useState(saved.input ?? "");
   const [system, setSystem] = useState(saved.system ?? "");
   const [targets, setTargets] = useState<TargetSpec[]>(saved.targets ?? []);
@@ -189,6 +183,18 @@ export function Playground() {
       {columns.some((c) => c.result) && <SaveAsCase input={asked} columns={columns} />}
     </div>
   );
+}
+
+type Saved = Partial<{ input: string; system: string; targets: TargetSpec[]; temperature: number; maxTokens: number }>;
+
+/** The last playground, as this browser kept it (nothing if it was lost or garbled). */
+function restore(): Saved {
+  try {
+    const saved = JSON.parse(localStorage.getItem(STORE) ?? "{}") as Saved;
+    return saved && typeof saved === "object" && !Array.isArray(saved) ? saved : {};
+  } catch {
+    return {};
+  }
 }
 
 export function displayName(t: TargetSpec) {

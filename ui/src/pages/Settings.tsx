@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import { api, transportKind, type Price } from "../api";
+import { api, transportKind, type LocalServer, type Price } from "../api";
 import { ErrorNote, useLoad } from "../components/common";
 
 /** Models, providers and their keys, prices, where data lives, and the API server. */
@@ -254,12 +254,54 @@ function About({ onSignOut }: { onSignOut: () => void }) {
           <code>benchtop token</code> prints. <button className="link" onClick={onSignOut}>Forget the token in this browser</button>
         </p>
       ) : (
-        <p>
-          The desktop app talks to Benchtop in process. Run <code>benchtop serve</code> to expose the local inference API
-          (<code>/v1/…</code>) to other programs; <code>benchtop token</code> prints its token.
-        </p>
+        <LocalApi />
       )}
       <ErrorNote error={settings.error} />
     </section>
+  );
+}
+
+/** Desktop: the local inference API on or off, with its URL and token. */
+function LocalApi() {
+  const control = api.localServer();
+  const [status, setStatus] = useState<LocalServer | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [showToken, setShowToken] = useState(false);
+  useEffect(() => {
+    void control?.status().then(setStatus, setError);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+  if (!control) return null;
+  const toggle = async (on: boolean) => {
+    try {
+      setStatus(await control.set(on));
+      setError(null);
+    } catch (e) {
+      setError(e);
+    }
+  };
+  return (
+    <div className="local-api">
+      <label className="check">
+        <input type="checkbox" checked={!!status?.running} onChange={(e) => void toggle(e.target.checked)} /> Serve the local
+        inference API (<code>/v1/predict</code>, <code>/v1/embeddings</code>, <code>/v1/chat/completions</code>) to other programs on
+        this machine
+      </label>
+      {status?.running && (
+        <dl>
+          <dt>URL</dt>
+          <dd className="mono">{status.url}</dd>
+          <dt>Token</dt>
+          <dd className="mono">
+            {showToken ? status.token : "••••••••••••"}{" "}
+            <button className="small" onClick={() => setShowToken(!showToken)}>
+              {showToken ? "Hide" : "Show"}
+            </button>
+          </dd>
+        </dl>
+      )}
+      <p className="muted">The desktop window itself talks to Benchtop in process; nothing listens on a port while this is off.</p>
+      <ErrorNote error={error} />
+    </div>
   );
 }

@@ -1,0 +1,109 @@
+"""Desktop app benchmarks (docs/benchmarks.md, "Workbench UI"): cold start to an interactive
+playground, and the idle memory of the app's process tree with the default models loaded.
+
+  xvfb-run -a python bench/desktop_start.py APP TAURI_DRIVER
+
+Cold start: the app is launched 6 times (the first warms the OS page cache and is not counted);
+it prints BENCHTOP_INTERACTIVE_MS when the UI has listed its targets (the `ui_ready` command).
+Memory: the app driven through tauri-driver classifies a message with the default
+`support-triage` model in the playground, then idles 5 s; RSS and PSS are summed over the app and
+its WebKit child processes (PSS counts shared pages once).
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+
+def cold_starts(app: str, runs: int = 6) -> list[float]:
+    data = tempfile.mkdtemp(prefix="benchtop-start-")
+    env = dict(os.environ, BENCHTOP_DATA_DIR=data, BENCHTOP_STARTUP_TRACE="1", XDG_DATA_HOME=f"{data}/xdg")
+    times = []
+    for _ in range(runs):
+        proc = subprocess.Popen([app], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        deadline = time.time() + 30
+        for line in proc.stderr:
+            if line.startswith("BENCHTOP_INTERACTIVE_MS="):
+                times.append(float(line.split("=", 1)[1]))
+                break
+            if time.time() > deadline:
+                break
+        proc.terminate()
+        proc.wait(timeout=10)
+    return times[1:]
+
+
+def tree(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def memory_kb(pids: list[int]) -> tuple[int, int]:
+    rss = pss = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+        except OSError:
+            pass
+    return rss, pss
+
+
+def idle_memory(app: str, tauri_driver: str) -> tuple[int, int, int]:
+    import desktop_e2e  # the same driver set-up as the desktop test
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    data = tempfile.mkdtemp(prefix="benchtop-mem-")
+    window, driver_proc = desktop_e2e.open_window(app, tauri_driver, data, fixtures=False)
+    try:
+        wait = WebDriverWait(window, 60)
+        css = lambda s: wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, s)))  # noqa: E731
+        css('input[data-target="support-triage"]').click()
+        css('[data-testid="playground-input"]').send_keys("I was charged twice this month")
+        css(".inputs button.primary").click()
+        css('article.answer[data-target="support-triage"] footer')
+        time.sleep(5)
+        app_pid = int(subprocess.check_output(["pgrep", "-n", "-f", app]).split()[0])
+        pids = tree(app_pid)
+        rss, pss = memory_kb(pids)
+        return rss, pss, len(pids)
+    finally:
+        window.quit()
+        driver_proc.terminate()
+
+
+def main(app: str, tauri_driver: str) -> None:
+    times = cold_starts(app)
+    if times:
+        s = sorted(times)
+        print(f"desktop cold start to an interactive playground: median {s[len(s) // 2]:.0f} ms (min {s[0]:.0f}, max {s[-1]:.0f}) over {len(s)} starts (target <= 1500 ms)")
+    else:
+        print("desktop cold start: the app never reported BENCHTOP_INTERACTIVE_MS")
+    rss, pss, n = idle_memory(app, tauri_driver)
+    print(f"desktop idle memory with support-triage loaded: RSS {rss / 1024:.0f} MB, PSS {pss / 1024:.0f} MB over {n} processes (target <= 250 MB)")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
