@@ -1,13 +1,49 @@
-import { useEffect, useState } from "react";
+import { useEffect, useState, type ComponentType } from "react";
 import { api, hasToken, setToken, transportKind } from "./api";
 import { ErrorNote } from "./components/common";
-import { Export } from "./pages/Export";
-import { History } from "./pages/History";
 import { Playground } from "./pages/Playground";
-import { Review } from "./pages/Review";
-import { Runs } from "./pages/Runs";
-import { Settings } from "./pages/Settings";
-import { TestSets } from "./pages/TestSets";
+
+// The playground is in the first bundle; the other pages load when first opened (or, for the page
+// a URL opens, before the first render: see `preloadPage`). Not React.lazy: a Suspense boundary
+// holds revealed content back for up to 300 ms, which a page opened by its URL would pay.
+/* eslint-disable @typescript-eslint/no-explicit-any */
+const LOADERS: Record<string, () => Promise<ComponentType<any>>> = {
+  "test-sets": () => import("./pages/TestSets").then((m) => m.TestSets),
+  runs: () => import("./pages/Runs").then((m) => m.Runs),
+  review: () => import("./pages/Review").then((m) => m.Review),
+  history: () => import("./pages/History").then((m) => m.History),
+  export: () => import("./pages/Export").then((m) => m.Export),
+  settings: () => import("./pages/Settings").then((m) => m.Settings),
+};
+const loaded = new Map<string, ComponentType<any>>();
+
+/** Load the page `path` shows (before the first render, so it draws at once). */
+export async function preloadPage(path: string) {
+  const { page } = parseRoute(path);
+  const load = LOADERS[page];
+  if (load && !loaded.has(page)) loaded.set(page, await load());
+}
+
+function usePage(page: string): ComponentType<any> | null {
+  const [component, setComponent] = useState<{ c: ComponentType<any> } | null>(() => {
+    const c = loaded.get(page);
+    return c ? { c } : null;
+  });
+  useEffect(() => {
+    const c = loaded.get(page);
+    if (c) return setComponent({ c });
+    setComponent(null);
+    let live = true;
+    void preloadPage(`/${page}`).then(() => {
+      const c = loaded.get(page);
+      if (live && c) setComponent({ c });
+    });
+    return () => {
+      live = false;
+    };
+  }, [page]);
+  return component?.c ?? null;
+}
 
 export const PAGES = [
   ["playground", "Playground", "1"],
@@ -57,6 +93,7 @@ function useTheme() {
 
 export function App() {
   const { page, id, go } = useRoute();
+  const Page = usePage(page);
   const [theme, toggleTheme] = useTheme();
   const [signedIn, setSignedIn] = useState(hasToken());
 
@@ -102,19 +139,21 @@ export function App() {
         <div className="muted mode">{transportKind() === "desktop" ? "desktop" : "browser"}</div>
       </nav>
       <main className="content">
-        {page === "playground" && <Playground />}
-        {page === "test-sets" && <TestSets />}
-        {page === "runs" && <Runs runId={id} go={go} />}
-        {page === "review" && <Review />}
-        {page === "history" && <History />}
-        {page === "export" && <Export />}
-        {page === "settings" && (
-          <Settings
+        {page === "playground" ? (
+          <Playground />
+        ) : !Page ? (
+          <div className="muted">Loading…</div>
+        ) : page === "runs" ? (
+          <Page runId={id} go={go} />
+        ) : page === "settings" ? (
+          <Page
             onSignOut={() => {
               localStorage.removeItem("benchtop.token");
               setSignedIn(false);
             }}
           />
+        ) : (
+          <Page />
         )}
       </main>
     </div>

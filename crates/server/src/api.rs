@@ -52,15 +52,52 @@ pub async fn run(State(state): State<Arc<AppState>>, Path(id): Path<Id>) -> Resu
     Ok(Json(json!(info)))
 }
 
-pub async fn run_results(State(state): State<Arc<AppState>>, Path(id): Path<Id>) -> Result<Json<Value>, ApiError> {
-    let results = state
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsQuery {
+    /// Keep each result's `meta.detail` (cache key, the provider call's own details): large, and
+    /// not needed to show a run.
+    #[serde(default)]
+    detail: bool,
+    /// Skip this many results (oldest first).
+    #[serde(default)]
+    offset: usize,
+    /// At most this many results (default: all).
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+#[derive(serde::Serialize)]
+pub struct RunResults {
+    targets: Vec<benchtop_core::store::TargetRow>,
+    /// Results in the run, whatever `offset` and `limit` chose.
+    total: usize,
+    results: Vec<benchtop_core::store::StoredResult>,
+}
+
+/// A run's results with its targets' names: what the runs matrix shows. 10,000 results are a few
+/// MB, so the UI asks for the first screenful (`limit`) before the rest.
+pub async fn run_results(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<Id>,
+    query: Result<Query<ResultsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<RunResults>, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::invalid(format!("{}; use ?offset=N&limit=N&detail=true", e.body_text())))?;
+    let (targets, total, mut results) = state
         .with_store(move |s| {
             s.run_info(id)?;
-            Ok(s.run_results(id)?)
+            Ok((s.run_targets(id)?, s.count_results(id)?, s.run_results_range(id, query.offset, query.limit)?))
         })
         .await?;
-    let targets = state.with_store(move |s| Ok(s.run_targets(id)?)).await?;
-    Ok(Json(json!({ "targets": targets, "results": results })))
+    if !query.detail {
+        for result in &mut results {
+            if let Some(meta) = result.meta.as_object_mut() {
+                meta.remove("detail");
+            }
+        }
+    }
+    Ok(Json(RunResults { targets, total, results }))
 }
 
 pub async fn result_feedback(State(state): State<Arc<AppState>>, Path(id): Path<Id>) -> Result<Json<Value>, ApiError> {

@@ -36,7 +36,31 @@ export function setToken(value: string) {
   localStorage.setItem("benchtop.token", token);
 }
 
-const get = <R>(path: string) => transport.request<R>("GET", path);
+/** Results asked for first when a run opens: more than a screenful of rows, a small answer. */
+export const FIRST_SCREEN = 200;
+
+// A run opened by its URL: its results (the biggest answer) are asked for while the page's code
+// is still loading, and handed over when the page asks.
+const early = new Map<string, Promise<unknown>>();
+{
+  const run = /^\/runs\/(\d+)$/.exec(typeof window === "undefined" ? "" : window.location.pathname);
+  if (run && hasToken()) {
+    for (const path of [`/api/runs/${run[1]}/results?limit=${FIRST_SCREEN}`, `/api/runs/${run[1]}`]) {
+      const request = transport.request("GET", path);
+      request.catch(() => undefined);
+      early.set(path, request);
+    }
+  }
+}
+
+const get = <R>(path: string): Promise<R> => {
+  const ready = early.get(path);
+  if (ready) {
+    early.delete(path);
+    return ready as Promise<R>;
+  }
+  return transport.request<R>("GET", path);
+};
 const send = <R>(method: string, path: string, body?: unknown) => transport.request<R>(method, path, body);
 const q = encodeURIComponent;
 
@@ -64,7 +88,10 @@ export const api = {
 
   runs: () => get<{ runs: T.RunSummaryRow[] }>("/api/runs").then((r) => r.runs),
   run: (id: T.Id) => get<T.RunInfo>(`/api/runs/${id}`),
-  runResults: (id: T.Id) => get<{ targets: T.TargetRow[]; results: T.StoredResult[] }>(`/api/runs/${id}/results`),
+  runResults: (id: T.Id, limit?: number) =>
+    get<{ targets: T.TargetRow[]; total: number; results: T.StoredResult[] }>(
+      `/api/runs/${id}/results${limit != null ? `?limit=${limit}` : ""}`,
+    ),
   startRun: (spec: T.RunSpec, noCache = false) =>
     send<{ job: number; run_id: T.Id }>("POST", "/api/runs", { spec, no_cache: noCache }),
   jobs: () => get<{ jobs: T.JobState[] }>("/api/jobs").then((r) => r.jobs),

@@ -1,4 +1,7 @@
-import ReactMarkdown from "react-markdown";
+import { lazy, Suspense } from "react";
+
+// The markdown renderer (remark, micromark) loads the first time markdown is shown.
+const Markdown = lazy(() => import("./MarkdownView"));
 
 /**
  * A model's output, as text or as markdown. Raw HTML in the output is never rendered (react-markdown
@@ -8,20 +11,8 @@ import ReactMarkdown from "react-markdown";
 export function Output({ text, markdown }: { text: string; markdown: boolean }) {
   if (!markdown) return <pre className="output-text">{text}</pre>;
   return (
-    <div className="output-md">
-      <ReactMarkdown
-        skipHtml
-        components={{
-          img: ({ alt }) => <span className="img-alt">[image: {alt ?? ""}]</span>,
-          a: ({ href, children }) => (
-            <a href={href} target="_blank" rel="noreferrer noopener">
-              {children}
-            </a>
-          ),
-        }}
-      >
-        {text}
-      </ReactMarkdown>
-    </div>
+    <Suspense fallback={<pre className="output-text">{text}</pre>}>
+      <Markdown text={text} />
+    </Suspense>
   );
 }

@@ -1,4 +1,4 @@
-import { render } from "@testing-library/react";
+import { render, waitFor } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
 import type { StoredResult, TargetRow } from "../api";
 import { statsFor } from "./Charts";
@@ -15,10 +15,11 @@ const result = (id: number, target: number, over: Partial<StoredResult["answer"]
 });
 
 describe("Output", () => {
-  it("never turns a model's HTML into elements", () => {
+  it("never turns a model's HTML into elements", async () => {
     (window as unknown as { __xss: number }).__xss = 0;
     const evil = 'x <img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> <b>bold</b> [a](javascript:window.__xss=3)';
     const md = render(<Output text={evil} markdown />);
+    await waitFor(() => expect(md.container.querySelector(".output-md")).not.toBeNull());
     expect(md.container.querySelector("img, script, b")).toBeNull();
     const link = md.container.querySelector("a");
     expect(link?.getAttribute("href") ?? "").not.toMatch(/^javascript:/);
@@ -28,8 +29,9 @@ describe("Output", () => {
     expect((window as unknown as { __xss: number }).__xss).toBe(0);
   });
 
-  it("renders markdown structure", () => {
+  it("renders markdown structure", async () => {
     const { container } = render(<Output text={"# Title\n\n- one\n- two\n\n`code`"} markdown />);
+    await waitFor(() => expect(container.querySelector("h1")).not.toBeNull());
     expect(container.querySelector("h1")?.textContent).toBe("Title");
     expect(container.querySelectorAll("li")).toHaveLength(2);
     expect(container.querySelector("code")?.textContent).toBe("code");

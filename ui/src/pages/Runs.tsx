@@ -1,12 +1,14 @@
-import { useEffect, useMemo, useRef, useState } from "react";
-import { api, type Assertion, type Id, type JobState, type StoredResult, type TargetSpec } from "../api";
-import { AggregateTable, Charts, Confusion, statsFor } from "../components/Charts";
+import { lazy, Suspense, useEffect, useMemo, useRef, useState } from "react";
+import { api, FIRST_SCREEN, type Assertion, type Id, type JobState, type StoredResult, type TargetSpec } from "../api";
+import { AggregateTable, Confusion, statsFor } from "../components/Charts";
 import { Empty, ErrorNote, fmtTime, useLoad } from "../components/common";
 import { Diff } from "../components/Diff";
 import { FeedbackBar } from "../components/Feedback";
 import { Output } from "../components/Markdown";
 import { Matrix, cellStatus, cellText, type MatrixRow } from "../components/Matrix";
 import { TargetPicker } from "../components/TargetPicker";
+
+const Charts = lazy(() => import("../components/RunCharts"));
 
 /** Runs: start one, watch it, and read its matrix, aggregates, charts and diffs. */
 export function Runs({ runId, go }: { runId: Id | null; go: (path: string) => void }) {
@@ -154,7 +156,16 @@ type Filter = "all" | "failed" | "errors" | "passed" | "disagree";
 
 function RunView({ runId, onChange }: { runId: Id; onChange: () => void }) {
   const info = useLoad(() => api.run(runId), [runId]);
-  const data = useLoad(() => api.runResults(runId), [runId]);
+  // The first screenful of results first, then all of them (aggregates and filters need all).
+  const first = useLoad(() => api.runResults(runId, FIRST_SCREEN), [runId]);
+  const all = useLoad(() => {
+    if (!first.data) return new Promise<never>(() => undefined);
+    if (first.data.total <= first.data.results.length) return Promise.resolve(first.data);
+    // After the first screen is painted: the big answer must not hold it up.
+    return new Promise<void>((r) => setTimeout(r, 50)).then(() => api.runResults(runId));
+  }, [runId, first.data]);
+  const data = { ...all, data: all.data ?? first.data, error: all.error ?? first.error, reload: () => (first.reload(), all.reload()) };
+  const complete = all.data != null;
   const cases = useLoad(
     () => (info.data?.test_set_id != null ? api.cases(info.data.test_set_id) : Promise.resolve([])),
     [info.data?.test_set_id],
@@ -224,20 +235,20 @@ function RunView({ runId, onChange }: { runId: Id; onChange: () => void }) {
       return true;
     });
   }, [rows, filter, text]);
-  const stats = useMemo(() => targets.map((t) => statsFor(t, results)), [targets, results]);
+  const stats = useMemo(() => (complete ? targets.map((t) => statsFor(t, results)) : []), [targets, results, complete]);
 
   const select = (r: StoredResult) =>
     setSelected((s) => (s.some((x) => x.id === r.id) ? s.filter((x) => x.id !== r.id) : [...s.slice(-1), r]));
   const nameOf = (r: StoredResult) => targets.find((t) => t.id === r.target_id)?.name ?? `target ${r.target_id}`;
 
   if (info.error || data.error) return <ErrorNote error={info.error ?? data.error} onRetry={() => (info.reload(), data.reload())} />;
-  if (!info.data || !data.data) return <div className="muted">Loading run…</div>;
-  const running = info.data.status === "running";
+  if (!data.data) return <div className="muted">Loading run…</div>;
+  const running = info.data?.status === "running";
   return (
     <div className="run-view">
       <header className="run-head">
         <h2>
-          {info.data.name} <span className={`badge ${info.data.status}`}>{info.data.status}</span>
+          {info.data?.name ?? `Run #${runId}`} {info.data && <span className={`badge ${info.data.status}`}>{info.data.status}</span>}
         </h2>
         {running && job && (
           <div className="progress" role="progressbar" aria-valuenow={job.done} aria-valuemax={job.total ?? undefined}>
@@ -249,13 +260,23 @@ function RunView({ runId, onChange }: { runId: Id; onChange: () => void }) {
           </div>
         )}
       </header>
-      <AggregateTable stats={stats} />
-      <Charts stats={stats} />
-      <div className="confusions">
-        {targets.map((t) => (
-          <Confusion key={t.id} target={t} results={results} expected={expected} />
-        ))}
-      </div>
+      {complete ? (
+        <>
+          <AggregateTable stats={stats} />
+          <Suspense fallback={<div className="charts muted">Loading charts…</div>}>
+            <Charts stats={stats} />
+          </Suspense>
+          <div className="confusions">
+            {targets.map((t) => (
+              <Confusion key={t.id} target={t} results={results} expected={expected} />
+            ))}
+          </div>
+        </>
+      ) : (
+        <div className="muted" role="status">
+          Showing the first {results.length} of {data.data?.total ?? "?"} results; loading the rest for the aggregates…
+        </div>
+      )}
       <div className="filters">
         {(["all", "failed", "errors", "passed", "disagree"] as Filter[]).map((f) => (
           <button key={f} className={filter === f ? "on" : ""} aria-pressed={filter === f} onClick={() => setFilter(f)}>

@@ -222,13 +222,19 @@ impl Store {
 
     /// Every result of a run, oldest first.
     pub fn run_results(&self, run_id: Id) -> Result<Vec<StoredResult>> {
+        self.run_results_range(run_id, 0, None)
+    }
+
+    /// A run's results, oldest first: `limit` of them (all if `None`) after skipping `offset`.
+    pub fn run_results_range(&self, run_id: Id, offset: usize, limit: Option<usize>) -> Result<Vec<StoredResult>> {
+        let limit = limit.map_or(-1, |l| l.min(i64::MAX as usize) as i64);
         self.read(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, case_id, target_id, input, output, label, scores, error, latency_ms, ttft_ms,
                         tokens_in, tokens_out, cost_usd, meta
-                 FROM results WHERE run_id = ?1 ORDER BY id",
+                 FROM results WHERE run_id = ?1 ORDER BY id LIMIT ?2 OFFSET ?3",
             )?;
-            let rows = stmt.query_map([run_id], |r| {
+            let rows = stmt.query_map(params![run_id, limit, offset as i64], |r| {
                 let scores: Option<String> = r.get(6)?;
                 let meta: String = r.get(13)?;
                 Ok(StoredResult {
@@ -321,6 +327,14 @@ impl Store {
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// How many results a run holds.
+    pub fn count_results(&self, run_id: Id) -> Result<usize> {
+        self.read(|conn| {
+            let n: i64 = conn.query_row("SELECT count(*) FROM results WHERE run_id = ?1", [run_id], |r| r.get(0))?;
+            Ok(n as usize)
         })
     }
 
