@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { CHROMIUM, CHROMIUM_ARGS, MOCK_KEY, SCREENSHOTS, startBenchtop, startMock } from "./harness.mjs";
+import { CHROMIUM, CHROMIUM_ARGS, MOCK_KEY, ROOT, SCREENSHOTS, startBenchtop, startMock } from "./harness.mjs";
 
 let mock, server, browser, page;
 const pageErrors = [];
@@ -225,10 +225,22 @@ test("an export is previewed, written, and its files hold the rows", async () =>
   assert.equal(download.suggestedFilename(), file.path.split("/").pop());
 });
 
-test("settings show models, providers with where their key comes from, and prices; dark theme works", async () => {
+test("settings show models (and add one), providers with where their key comes from, and prices; dark theme works", async () => {
   await page.getByRole("link", { name: "Settings" }).click();
   await page.locator('tr[data-provider="mock"]').getByText("from env MOCK_KEY").waitFor();
   await page.getByRole("cell", { name: "support-triage" }).first().waitFor();
+  // A model folder: a wrong path says what is wrong; a real one is validated, then added.
+  await page.getByLabel("Model folder").fill("/nonexistent/model");
+  await page.getByRole("button", { name: "Validate" }).click();
+  await page.locator(".add-model .error").waitFor();
+  await page.getByLabel("Model folder").fill(join(ROOT, "models/fixtures/tiny-multilabel"));
+  await page.getByLabel("Model name").fill("my-multilabel");
+  await page.getByRole("button", { name: "Validate" }).click();
+  assert.match(await page.getByTestId("model-validation").textContent(), /classification/);
+  await page.getByRole("button", { name: "Add", exact: true }).click();
+  await page.getByRole("cell", { name: "my-multilabel", exact: true }).waitFor();
+  const models = (await server.call("GET", "/api/models")).models.map((m) => m.name);
+  assert.ok(models.includes("my-multilabel"), models.join(", "));
   await shot("settings");
   await page.getByRole("button", { name: "Switch theme" }).click();
   assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), "dark");

@@ -462,3 +462,60 @@ pub async fn put_prices(
     .map_err(|e| ApiError::internal(format!("cannot write prices.json: {e}")))?;
     Ok(Json(json!(table)))
 }
+
+// ---- model folders ------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelDir {
+    /// A model folder on this machine.
+    dir: std::path::PathBuf,
+    /// The name to install it as (default: the folder's name).
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// The manager's words name command-line flags; here they are fields.
+fn manage_message(e: &benchtop_core::models::ManageError) -> String {
+    e.to_string().replace("with --name", "with `name`").replace("--name", "`name`")
+}
+
+/// Check a model folder the way using it would (load it into ONNX Runtime): its task, files,
+/// inputs and outputs, memory; or what is wrong and how to fix it (422).
+pub async fn validate_model(
+    State(state): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<ModelDir>,
+) -> Result<Json<Value>, ApiError> {
+    let engine = Arc::clone(&state.engine);
+    let validation = tokio::task::spawn_blocking(move || benchtop_core::models::validate(engine.runtime(), &body.dir))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_model", e.to_string()))?;
+    Ok(Json(json!(validation)))
+}
+
+/// Install a model folder among the user's models (`<data dir>/models/<name>`), validated first.
+pub async fn add_model(
+    State(state): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<ModelDir>,
+) -> Result<Response, ApiError> {
+    use benchtop_core::models::ManageError;
+    let engine = Arc::clone(&state.engine);
+    let models_dir = state.data_dir.join("models");
+    let added = tokio::task::spawn_blocking(move || {
+        benchtop_core::models::add(engine.runtime(), &body.dir, &models_dir, body.name.as_deref())
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    match added {
+        Ok((dir, validation)) => {
+            Ok((StatusCode::CREATED, Json(json!({ "dir": dir, "validation": validation }))).into_response())
+        }
+        Err(e @ ManageError::Exists { .. }) => Err(ApiError::new(StatusCode::CONFLICT, "conflict", manage_message(&e))),
+        Err(e @ ManageError::BadName { .. }) => Err(ApiError::invalid(manage_message(&e))),
+        Err(e @ ManageError::Engine(_)) => {
+            Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_model", manage_message(&e)))
+        }
+        Err(e) => Err(ApiError::internal(manage_message(&e))),
+    }
+}

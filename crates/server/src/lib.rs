@@ -50,6 +50,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/chat/completions"),
     ("POST", "/v1/feedback"),
     ("GET", "/api/models"),
+    ("POST", "/api/models"),
+    ("POST", "/api/models/validate"),
     ("GET", "/api/test-sets"),
     ("GET", "/api/test-sets/{id}/cases"),
     ("GET", "/api/runs"),
@@ -106,7 +108,8 @@ fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/v1/embeddings", post(v1::embeddings))
         .route("/v1/chat/completions", post(v1::chat_completions))
         .route("/v1/feedback", post(v1::feedback))
-        .route("/api/models", get(api::models))
+        .route("/api/models", get(api::models).post(api::add_model))
+        .route("/api/models/validate", post(api::validate_model))
         .route("/api/test-sets", get(api::test_sets).post(api::create_test_set))
         .route("/api/test-sets/{id}", axum::routing::delete(api::delete_test_set))
         .route("/api/test-sets/{id}/cases", get(api::cases).post(api::add_cases))

@@ -1150,3 +1150,29 @@ fn the_built_ui_is_served_at_the_root_with_a_strict_policy_and_api_paths_stay_js
     let r = rt.block_on(http.post(format!("{}/", server.url)).send()).expect("sends");
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
+
+#[test]
+fn model_folders_are_validated_and_added_with_clear_errors() {
+    let server = TestServer::start(|_| {});
+    let c = server.client();
+    let fixture = repo().join("models/fixtures/tiny-multilabel");
+    let rt = rt();
+    let (status, _, checked) = rt.block_on(c.post("/api/models/validate", json!({"dir": fixture})));
+    assert_eq!(status, StatusCode::OK, "{checked}");
+    assert_eq!(checked["folder"]["task"]["task"], "classification");
+    assert!(checked["outputs"].as_array().is_some_and(|o| !o.is_empty()));
+    let (status, _, body) = rt.block_on(c.post("/api/models/validate", json!({"dir": "/nonexistent/folder"})));
+    assert_eq!((status, error_type(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_model"));
+    let (status, _, added) = rt.block_on(c.post("/api/models", json!({"dir": fixture, "name": "mine"})));
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    // Installed among the user's models (which `benchtop serve` searches; this test's catalog does not).
+    let dir = PathBuf::from(added["dir"].as_str().expect("dir"));
+    assert_eq!(dir, server.state.data_dir.join("models/mine"));
+    let (status, _, again) = rt.block_on(c.post("/api/models/validate", json!({"dir": dir})));
+    assert_eq!((status, again["folder"]["name"].as_str()), (StatusCode::OK, Some("mine")));
+    let (status, _, body) = rt.block_on(c.post("/api/models", json!({"dir": fixture, "name": "mine"})));
+    assert_eq!((status, error_type(&body)), (StatusCode::CONFLICT, "conflict"));
+    assert!(body["error"]["message"].as_str().expect("message").contains("`name`"), "{body}");
+    let (status, _, body) = rt.block_on(c.post("/api/models", json!({"dir": fixture, "name": "../escape"})));
+    assert_eq!((status, error_type(&body)), (StatusCode::BAD_REQUEST, "invalid_request_error"));
+}

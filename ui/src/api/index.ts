@@ -66,6 +66,9 @@ const q = encodeURIComponent;
 
 export const api = {
   models: () => get<{ models: T.ModelEntry[] }>("/api/models").then((r) => r.models),
+  validateModel: (dir: string) => send<T.ModelValidation>("POST", "/api/models/validate", { dir }),
+  addModel: (dir: string, name?: string) =>
+    send<{ dir: string; validation: T.ModelValidation }>("POST", "/api/models", { dir, name: name || undefined }),
   providers: () => get<{ providers: T.SavedProvider[] }>("/api/providers").then((r) => r.providers),
   saveProvider: (name: string, body: Omit<T.ProviderConfig, "name"> & { models: string[] }) =>
     send<unknown>("PUT", `/api/providers/${q(name)}`, body),

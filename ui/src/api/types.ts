@@ -20,6 +20,17 @@ export interface ModelEntry {
   };
 }
 
+export interface ModelValidation {
+  folder: NonNullable<ModelEntry["folder"]>;
+  files: { name: string; bytes: number }[];
+  inputs: string[];
+  outputs: string[];
+  weights_bytes: number;
+  estimated_bytes: number;
+  measured_bytes: number | null;
+  warnings: string[];
+}
+
 export interface ProviderConfig {
   name: string;
   kind: "openai" | "anthropic" | "ollama" | string;

@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import { api, transportKind, type LocalServer, type Price } from "../api";
+import { api, transportKind, type LocalServer, type ModelValidation, type Price } from "../api";
 import { ErrorNote, useLoad } from "../components/common";
 
 /** Models, providers and their keys, prices, where data lives, and the API server. */
@@ -40,15 +40,77 @@ function Models() {
           ))}
         </tbody>
       </table>
+      <AddModel onAdded={models.reload} />
       <p className="muted">
-        Add a model folder with <code>benchtop models add DIR</code>, download one with{" "}
-        <code>benchtop models download REPO_ID</code>, and check one with <code>benchtop models validate DIR</code>; then{" "}
+        Download one from the Hugging Face Hub with <code>benchtop models download REPO_ID</code> (resumable, verified), then{" "}
         <button className="link" onClick={models.reload}>
           refresh this list
         </button>
         .
       </p>
     </section>
+  );
+}
+
+/** A model folder on this machine: validated (loaded into ONNX Runtime), then added. */
+function AddModel({ onAdded }: { onAdded: () => void }) {
+  const [dir, setDir] = useState("");
+  const [name, setName] = useState("");
+  const [checked, setChecked] = useState<ModelValidation | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [message, setMessage] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const act = async (work: () => Promise<void>) => {
+    setBusy(true);
+    setError(null);
+    setMessage(null);
+    try {
+      await work();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const mb = (b: number | null) => (b == null ? "?" : `${(b / 1e6).toFixed(1)} MB`);
+  return (
+    <div className="add-model">
+      <h3>Add a model folder</h3>
+      <form className="row" onSubmit={(e) => (e.preventDefault(), void act(async () => setChecked(await api.validateModel(dir.trim()))))}>
+        <input placeholder="/path/to/model-folder" value={dir} onChange={(e) => (setDir(e.target.value), setChecked(null))} aria-label="Model folder" />
+        <input placeholder="name (optional)" value={name} onChange={(e) => setName(e.target.value)} aria-label="Model name" />
+        <button disabled={!dir.trim() || busy}>Validate</button>
+        <button
+          type="button"
+          className="primary"
+          disabled={!checked || busy}
+          onClick={() =>
+            void act(async () => {
+              const r = await api.addModel(dir.trim(), name.trim());
+              setMessage(`Added ${r.validation.folder.name} at ${r.dir}`);
+              setChecked(null);
+              onAdded();
+            })
+          }
+        >
+          Add
+        </button>
+      </form>
+      {busy && <div className="muted">Loading the model into ONNX Runtime…</div>}
+      {checked && (
+        <div className="ok" data-testid="model-validation">
+          {checked.folder.name}: {checked.folder.task.task}, inputs {checked.inputs.join(", ")} → {checked.outputs.join(", ")}; weights{" "}
+          {mb(checked.weights_bytes)}, memory measured {mb(checked.measured_bytes)}
+          {checked.warnings.map((w) => (
+            <div key={w} className="muted">
+              ⚠ {w}
+            </div>
+          ))}
+        </div>
+      )}
+      {message && <div className="ok">{message}</div>}
+      <ErrorNote error={error} />
+    </div>
   );
 }
 
