@@ -442,6 +442,87 @@ pub async fn export_file(
         .into_response())
 }
 
+// ---- model downloads ----------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartDownload {
+    /// `owner/name` on the Hugging Face Hub (or the mirror `HF_ENDPOINT` names).
+    repo: String,
+    #[serde(default)]
+    revision: Option<String>,
+    /// Which `.onnx` file, when the repository has several.
+    #[serde(default)]
+    file: Option<String>,
+    /// The name to install it as (default: the repository's name).
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `POST /api/models/download`: fetch a model into the user's models, as a job with byte
+/// progress; cancelling keeps what arrived (the same request resumes). Validated at the end.
+pub async fn start_download(
+    State(state): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<StartDownload>,
+) -> Result<Response, ApiError> {
+    use benchtop_core::models::{self, hub::Hub};
+    let name = body.name.clone().unwrap_or_else(|| body.repo.rsplit('/').next().unwrap_or(&body.repo).to_string());
+    models::check_name(&name).map_err(|e| ApiError::invalid(e.to_string().replace("--name", "`name`")))?;
+    let models_dir = state.data_dir.join("models");
+    if models_dir.join(&name).exists() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("a model named `{name}` is already installed; choose another `name`"),
+        ));
+    }
+    let hub = Hub::new(state.config.hub_endpoint.as_deref(), None).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let job = state.jobs.start("download");
+    let (task_job, engine, answer_name) = (Arc::clone(&job), Arc::clone(&state.engine), name.clone());
+    tokio::spawn(async move {
+        let work = async {
+            let revision = body.revision.as_deref().unwrap_or("main");
+            let plan = hub.plan(&body.repo, revision, body.file.as_deref()).await.map_err(|e| e.to_string())?;
+            let total = plan.total_bytes();
+            task_job.update(
+                |s| s.total = Some(total),
+                json!({ "event": "progress", "file": null, "done": 0, "total": total }),
+            );
+            let mut last = 0u64;
+            let dir = hub
+                .download(&plan, &models_dir, &name, &mut |p| {
+                    // One event per 1 % (and the last byte).
+                    if p.done == p.total || p.done >= last + (p.total / 100).max(1) {
+                        last = p.done;
+                        task_job.update(
+                            |s| s.done = p.done,
+                            json!({ "event": "progress", "file": p.file, "done": p.done, "total": p.total }),
+                        );
+                    }
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            let checked = {
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || models::validate(engine.runtime(), &dir))
+                    .await
+                    .map_err(|e| e.to_string())?
+            };
+            match checked {
+                Ok(validation) => Ok(json!({ "dir": dir, "validation": validation })),
+                Err(e) => Err(format!("downloaded to {} but it cannot be used: {e}", dir.display())),
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = work => outcome,
+            _ = task_job.cancel.cancelled() => Ok(json!({ "kept": "what arrived is kept; the same request resumes" })),
+        };
+        let cancelled = task_job.cancel.is_cancelled();
+        task_job.finish(outcome, cancelled);
+    });
+    Ok((StatusCode::ACCEPTED, Json(json!({ "job": job.snapshot().id, "name": answer_name }))).into_response())
+}
+
 // ---- watching and cancelling --------------------------------------------------------------------
 
 /// Every job since the server started, newest first.

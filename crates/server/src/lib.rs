@@ -52,6 +52,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/models"),
     ("POST", "/api/models"),
     ("POST", "/api/models/validate"),
+    ("POST", "/api/models/download"),
     ("GET", "/api/test-sets"),
     ("GET", "/api/test-sets/{id}/cases"),
     ("GET", "/api/runs"),
@@ -110,6 +111,7 @@ fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/v1/feedback", post(v1::feedback))
         .route("/api/models", get(api::models).post(api::add_model))
         .route("/api/models/validate", post(api::validate_model))
+        .route("/api/models/download", post(jobs::start_download))
         .route("/api/test-sets", get(api::test_sets).post(api::create_test_set))
         .route("/api/test-sets/{id}", axum::routing::delete(api::delete_test_set))
         .route("/api/test-sets/{id}/cases", get(api::cases).post(api::add_cases))

@@ -69,6 +69,8 @@ pub struct ServerConfig {
     pub drain_timeout: std::time::Duration,
     /// The built UI served at `/` (browser mode), if any.
     pub ui_dir: Option<std::path::PathBuf>,
+    /// Where model downloads come from (default: `HF_ENDPOINT`, else the Hugging Face Hub).
+    pub hub_endpoint: Option<String>,
 }
 
 impl ServerConfig {
@@ -101,6 +103,7 @@ impl ServerConfig {
             log_queue: 1024,
             drain_timeout: std::time::Duration::from_secs(30),
             ui_dir: None,
+            hub_endpoint: None,
         }
     }
 }

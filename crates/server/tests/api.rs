@@ -19,6 +19,9 @@ use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+#[path = "../../core/tests/common/hub.rs"]
+mod hub;
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -1175,4 +1178,36 @@ fn model_folders_are_validated_and_added_with_clear_errors() {
     assert!(body["error"]["message"].as_str().expect("message").contains("`name`"), "{body}");
     let (status, _, body) = rt.block_on(c.post("/api/models", json!({"dir": fixture, "name": "../escape"})));
     assert_eq!((status, error_type(&body)), (StatusCode::BAD_REQUEST, "invalid_request_error"));
+}
+
+#[test]
+fn a_model_is_downloaded_from_the_hub_as_a_job_with_byte_progress() {
+    let mock = hub::MockHub::with_fixture("acme/tiny-labels", &repo().join("models/fixtures/tiny-multilabel"));
+    let url = mock.url.clone();
+    let server = TestServer::start(move |config| config.hub_endpoint = Some(url));
+    let c = server.client();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    rt.block_on(async {
+        let (status, _, started) = c.post("/api/models/download", json!({"repo": "acme/tiny-labels"})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+        assert_eq!(started["name"], "tiny-labels");
+        let events = job_events(&c, started["job"].as_u64().expect("job")).await;
+        let progress: Vec<u64> =
+            events.iter().filter(|(n, _)| n == "progress").filter_map(|(_, d)| d["done"].as_u64()).collect();
+        assert!(progress.len() >= 2 && progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
+        let (last, data) = events.last().expect("events");
+        assert_eq!(last, "done", "{events:?}");
+        assert_eq!(data["result"]["validation"]["folder"]["task"]["task"], "classification", "{data}");
+        let total = events.iter().find_map(|(n, d)| (n == "progress").then(|| d["total"].as_u64()).flatten());
+        assert_eq!(progress.last().copied(), total, "the last progress event reaches the total");
+        assert!(server.state.data_dir.join("models/tiny-labels/model.onnx").is_file());
+        // Again: the name is taken.
+        let (status, _, body) = c.post("/api/models/download", json!({"repo": "acme/tiny-labels"})).await;
+        assert_eq!((status, error_type(&body)), (StatusCode::CONFLICT, "conflict"));
+        // An unknown repository fails as a job, saying why.
+        let (_, _, started) = c.post("/api/models/download", json!({"repo": "acme/nothing-here"})).await;
+        let (end, data) = job_end(&c, started["job"].as_u64().expect("job")).await;
+        assert_eq!(end, "failed", "{data}");
+        assert!(data["error"].as_str().is_some_and(|e| e.contains("acme/nothing-here")), "{data}");
+    });
 }

@@ -66,6 +66,8 @@ const q = encodeURIComponent;
 
 export const api = {
   models: () => get<{ models: T.ModelEntry[] }>("/api/models").then((r) => r.models),
+  downloadModel: (repo: string, name?: string) =>
+    send<{ job: number; name: string }>("POST", "/api/models/download", { repo, name: name || undefined }),
   validateModel: (dir: string) => send<T.ModelValidation>("POST", "/api/models/validate", { dir }),
   addModel: (dir: string, name?: string) =>
     send<{ dir: string; validation: T.ModelValidation }>("POST", "/api/models", { dir, name: name || undefined }),

@@ -188,7 +188,7 @@ export interface CellReport {
 
 export interface JobState {
   id: number;
-  kind: "run" | "export";
+  kind: "run" | "export" | "download";
   status: "running" | "done" | "failed" | "cancelled";
   done: number;
   total: number | null;

@@ -41,13 +41,7 @@ function Models() {
         </tbody>
       </table>
       <AddModel onAdded={models.reload} />
-      <p className="muted">
-        Download one from the Hugging Face Hub with <code>benchtop models download REPO_ID</code> (resumable, verified), then{" "}
-        <button className="link" onClick={models.reload}>
-          refresh this list
-        </button>
-        .
-      </p>
+      <DownloadModel onDone={models.reload} />
     </section>
   );
 }
@@ -363,6 +357,65 @@ function LocalApi() {
         </dl>
       )}
       <p className="muted">The desktop window itself talks to Benchtop in process; nothing listens on a port while this is off.</p>
+      <ErrorNote error={error} />
+    </div>
+  );
+}
+
+/** A model from the Hugging Face Hub (or HF_ENDPOINT's mirror), with byte progress and cancel. */
+function DownloadModel({ onDone }: { onDone: () => void }) {
+  const [repo, setRepo] = useState("");
+  const [name, setName] = useState("");
+  const [job, setJob] = useState<number | null>(null);
+  const [progress, setProgress] = useState<{ done: number; total: number; file: string | null } | null>(null);
+  const [message, setMessage] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const start = async () => {
+    setError(null);
+    setMessage(null);
+    setProgress(null);
+    try {
+      const started = await api.downloadModel(repo.trim(), name.trim());
+      setJob(started.job);
+      await api.watchJob(started.job, ({ event, data }) => {
+        const d = data as { done?: number; total?: number; file?: string | null; error?: string; result?: { dir?: string } };
+        if (event === "progress") setProgress({ done: d.done ?? 0, total: d.total ?? 0, file: d.file ?? null });
+        if (event === "done") (setMessage(`Downloaded ${started.name} to ${d.result?.dir ?? "your models"}`), onDone());
+        if (event === "cancelled") setMessage("Stopped. What arrived is kept: download again to resume.");
+        if (event === "failed") setError(new Error(d.error ?? "the download failed"));
+      });
+    } catch (e) {
+      setError(e);
+    } finally {
+      setJob(null);
+    }
+  };
+  const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
+  return (
+    <div className="download-model">
+      <h3>Download from the Hugging Face Hub</h3>
+      <form className="row" onSubmit={(e) => (e.preventDefault(), void start())}>
+        <input placeholder="owner/name, e.g. onnx-community/Qwen2.5-0.5B-Instruct" value={repo} onChange={(e) => setRepo(e.target.value)} aria-label="Repository id" />
+        <input placeholder="name (optional)" value={name} onChange={(e) => setName(e.target.value)} aria-label="Download name" />
+        {job == null ? (
+          <button className="primary" disabled={!repo.includes("/")}>
+            Download
+          </button>
+        ) : (
+          <button type="button" onClick={() => void api.cancelJob(job).catch(setError)}>
+            Cancel
+          </button>
+        )}
+      </form>
+      {progress && job != null && (
+        <div className="progress" role="progressbar" aria-valuenow={progress.done} aria-valuemax={progress.total}>
+          <div className="bar" style={{ width: `${progress.total ? (100 * progress.done) / progress.total : 0}%` }} />
+          <span>
+            {mb(progress.done)} / {mb(progress.total)} {progress.file ?? ""}
+          </span>
+        </div>
+      )}
+      {message && <div className="ok">{message}</div>}
       <ErrorNote error={error} />
     </div>
   );
