@@ -196,6 +196,16 @@ test("the review queue is worked by keyboard alone", async () => {
   assert.deepEqual((await fb(first)).map((e) => [e.kind, e.stars]), [["rating", 4]]);
   assert.deepEqual((await fb(second)).map((e) => [e.kind, e.up]), [["thumb", false]]);
   assert.deepEqual((await fb(third)).map((e) => [e.kind, e.text]), [["correction", "A better answer"]]);
+
+  // Local vs remote: the classifier's label against the LLM's answer; `b` prefers the LLM's.
+  await page.getByRole("tab", { name: "Local vs remote" }).click();
+  await item.locator("h3", { hasText: "B ·" }).waitFor();
+  const local = Number(await item.getAttribute("data-result"));
+  await page.keyboard.press("b");
+  await page.locator(`[data-testid="review-item"] .badge`, { hasText: "preferred b" }).or(page.locator(`[data-testid="review-item"]:not([data-result="${local}"])`)).first().waitFor();
+  const pref = (await fb(local)).find((e) => e.kind === "preference");
+  assert.equal(pref?.choice, "b", JSON.stringify(await fb(local)));
+  assert.ok(pref.other > 0 && pref.other !== local);
 });
 
 test("an export is previewed, written, and its files hold the rows", async () => {
