@@ -184,21 +184,27 @@ fn token_is_made_once_kept_private_and_can_be_replaced() {
     assert_eq!(token(&[]), second);
 }
 
+/// Start `command`, read the first line it prints, send it SIGTERM: (that line, how it ended).
+fn first_line_then_stop(command: &mut Command) -> (String, std::process::Output) {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("reads");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    (line, child.wait_with_output().expect("exits"))
+}
+
 #[test]
 fn listening_beyond_loopback_warns_loudly() {
     let data = tempfile::tempdir().expect("tempdir");
     let fixtures = repo().join("models/fixtures");
-    let mut child = benchtop(data.path())
-        .args(["serve", "--listen", "0.0.0.0:0", "--models-dir", fixtures.to_str().expect("utf8")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("reads");
+    let (line, out) = first_line_then_stop(benchtop(data.path()).args([
+        "serve",
+        "--listen",
+        "0.0.0.0:0",
+        "--models-dir",
+        fixtures.to_str().expect("utf8"),
+    ]));
     assert!(line.contains("http://0.0.0.0:"), "{line}");
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let out = child.wait_with_output().expect("exits");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
@@ -213,21 +219,15 @@ fn app_without_a_display_serves_the_browser_ui_and_says_so() {
     let data = tempfile::tempdir().expect("tempdir");
     let ui = tempfile::tempdir().expect("ui");
     std::fs::write(ui.path().join("index.html"), "<!doctype html><title>Benchtop</title>").expect("index");
-    let mut child = benchtop(data.path())
-        .args(["app"])
-        .env_remove("DISPLAY")
-        .env_remove("WAYLAND_DISPLAY")
-        .env("BENCHTOP_UI_DIR", ui.path())
-        // `--open` finds no browser here; the URL is printed either way.
-        .env("BROWSER", "true")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("reads");
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let out = child.wait_with_output().expect("exits");
+    let (line, out) = first_line_then_stop(
+        benchtop(data.path())
+            .args(["app"])
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .env("BENCHTOP_UI_DIR", ui.path())
+            // `--open` finds no browser here; the URL is printed either way.
+            .env("BROWSER", "true"),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     if line.is_empty() && stderr.contains("8077") {
         // Another Benchtop holds the default port on this machine: the message must say so.

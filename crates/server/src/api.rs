@@ -476,7 +476,7 @@ pub struct ModelDir {
 }
 
 /// The manager's words name command-line flags; here they are fields.
-fn manage_message(e: &benchtop_core::models::ManageError) -> String {
+pub(crate) fn manage_message(e: &benchtop_core::models::ManageError) -> String {
     e.to_string().replace("with --name", "with `name`").replace("--name", "`name`")
 }
 

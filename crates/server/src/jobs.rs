@@ -321,8 +321,7 @@ pub async fn start_export(
     ApiJson(body): ApiJson<StartExport>,
 ) -> Result<Response, ApiError> {
     let name = body.name.clone().unwrap_or_else(|| format!("export-{}", benchtop_core::store::now_ms()));
-    if name.is_empty() || name.starts_with('.') || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
+    if benchtop_core::models::check_name(&name).is_err() {
         return Err(ApiError::invalid("`name` must be a plain folder name (letters, digits, - _ .)"));
     }
     if let Some(split) = &body.split {
@@ -415,9 +414,8 @@ pub async fn export_file(
     State(state): State<Arc<AppState>>,
     Path((name, file)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let plain = |s: &str| {
-        !s.is_empty() && !s.starts_with('.') && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    };
+    // One folder name and one file name, never a path (the rule model names follow).
+    let plain = |s: &str| benchtop_core::models::check_name(s).is_ok();
     if !plain(&name) || !plain(&file) {
         return Err(ApiError::invalid("export and file names are plain names (letters, digits, - _ .)"));
     }
@@ -467,7 +465,7 @@ pub async fn start_download(
 ) -> Result<Response, ApiError> {
     use benchtop_core::models::{self, hub::Hub};
     let name = body.name.clone().unwrap_or_else(|| body.repo.rsplit('/').next().unwrap_or(&body.repo).to_string());
-    models::check_name(&name).map_err(|e| ApiError::invalid(e.to_string().replace("--name", "`name`")))?;
+    models::check_name(&name).map_err(|e| ApiError::invalid(crate::api::manage_message(&e)))?;
     let models_dir = state.data_dir.join("models");
     if models_dir.join(&name).exists() {
         return Err(ApiError::new(

@@ -746,18 +746,9 @@ fn shutdown_lets_a_running_stream_finish_and_flushes_the_log() {
 
 /// Server-sent events of a job until its last one: (event name, data) pairs.
 async fn job_events(c: &Client, job: u64) -> Vec<(String, Value)> {
-    use eventsource_stream::Eventsource;
     let r = c.http.get(format!("{}/api/jobs/{job}/events", c.url)).bearer_auth(&c.token).send().await.expect("sends");
     assert_eq!(r.status(), StatusCode::OK);
-    let mut stream = r.bytes_stream().eventsource();
-    let mut events = Vec::new();
-    while let Some(event) =
-        tokio::time::timeout(Duration::from_secs(60), stream.next()).await.expect("an event within 60 s")
-    {
-        let event = event.expect("event");
-        events.push((event.event.clone(), serde_json::from_str(&event.data).expect("json data")));
-    }
-    events
+    sse_events(r).await
 }
 
 /// How a job ended, from its events: the last event's name, or — when the job had already ended
