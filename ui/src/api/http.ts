@@ -22,6 +22,17 @@ export function saveToken(token: string) {
   localStorage.setItem(TOKEN_KEY, token.trim());
 }
 
+/** A response's body as JSON; null when it is empty or not JSON. */
+async function jsonBody(r: Response): Promise<unknown> {
+  const text = await r.text();
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
 export class HttpTransport implements Transport {
   readonly kind = "browser" as const;
   constructor(
@@ -48,15 +59,7 @@ export class HttpTransport implements Transport {
     } catch (e) {
       throw new ApiError(0, "network", `Benchtop is not reachable (${String(e)}); is \`benchtop serve\` running?`);
     }
-    const text = await r.text();
-    let parsed: unknown = null;
-    if (text) {
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        parsed = null;
-      }
-    }
+    const parsed = await jsonBody(r);
     if (!r.ok) throw errorFrom(r.status, parsed);
     return parsed as T;
   }
@@ -80,16 +83,7 @@ export class HttpTransport implements Transport {
       if (signal?.aborted) return;
       throw new ApiError(0, "network", `Benchtop is not reachable (${String(e)})`);
     }
-    if (!r.ok || !r.body) {
-      const text = await r.text();
-      let parsed: unknown = null;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        parsed = null;
-      }
-      throw errorFrom(r.status, parsed);
-    }
+    if (!r.ok || !r.body) throw errorFrom(r.status, await jsonBody(r));
     const parser = createParser({
       onEvent(message) {
         let data: unknown = message.data;

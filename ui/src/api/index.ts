@@ -23,7 +23,10 @@ export function transportKind(): "desktop" | "browser" {
 }
 
 /** Tell the shell the first page is interactive. */
+let readySent = false;
 export function signalReady() {
+  if (readySent) return;
+  readySent = true;
   transport.ready();
 }
 
