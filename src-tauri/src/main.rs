@@ -186,7 +186,8 @@ async fn server_set(app: State<'_, Desktop>, on: bool, port: Option<u16>) -> Res
             format!("cannot listen on {addr} ({e}); is another Benchtop (or `benchtop serve`) using it?")
         })?;
         let token = benchtop_server::token::load_or_create(&app.state.data_dir).map_err(|e| e.to_string())?;
-        let config = ServerConfig::local(addr, token.clone());
+        let mut config = ServerConfig::local(addr, token.clone());
+        config.batch = app.state.config.batch.clone();
         let state = AppState::new(Arc::clone(&app.state.engine), Arc::clone(&app.state.store), config)
             .map_err(|e| e.to_string())?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -231,7 +232,7 @@ fn open_core() -> anyhow::Result<Arc<AppState>> {
     // The local API, when turned on, serves from the playground's copy of each model (one session
     // on the shared thread pool) instead of loading one single-threaded replica per core: the
     // desktop is for trying things, and each replica of a MiniLM-sized model costs ~65 MiB.
-    // `benchtop serve` keeps the replicas for throughput.
+    // `benchtop serve` keeps the replicas for throughput. (`server_set` copies these options.)
     config.batch.workers = 1;
     Ok(Arc::new(AppState::new(Arc::new(engine), Arc::new(store), config)?))
 }
