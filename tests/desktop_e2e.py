@@ -2,6 +2,7 @@
 tauri-driver and Debian's WebKitWebDriver with Selenium. The playground compares two local
 models, feedback is given in the window, found in the SQLite log, and still shown after a reload;
 Settings turns the local inference API on (another program calls it with the token shown) and off.
+Started without ONNX Runtime, the app still opens and says why, and what to do, in the window.
 
 Run by `./dev test` as: xvfb-run -a python tests/desktop_e2e.py APP TAURI_DRIVER
 """
@@ -36,7 +37,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def open_window(app: str, tauri_driver: str, data: str, fixtures: bool = True):
+def open_window(app: str, tauri_driver: str, data: str, fixtures: bool = True, extra_env: dict | None = None):
     """The app under tauri-driver with its own data dir and WebKit profile: (window, driver)."""
     # A fresh profile too: the window's local storage and remembered size live under XDG dirs.
     env = dict(
@@ -47,6 +48,7 @@ def open_window(app: str, tauri_driver: str, data: str, fixtures: bool = True):
     )
     if fixtures:
         env["BENCHTOP_MODELS_DIR"] = str(ROOT / "models" / "fixtures")
+    env.update(extra_env or {})
     port, native = free_port(), free_port()
     driver_proc = subprocess.Popen(
         [tauri_driver, "--port", str(port), "--native-port", str(native)],
@@ -160,7 +162,27 @@ def main(app: str, tauri_driver: str) -> None:
         driver_proc.terminate()
         driver_proc.wait(timeout=10)
         shutil.rmtree(data, ignore_errors=True)
+    checks += startup_failure_is_shown(app, tauri_driver)
     print(f"desktop e2e: {checks} checks passed")
+
+
+def startup_failure_is_shown(app: str, tauri_driver: str) -> int:
+    """Without ONNX Runtime the app still opens its window and says why, with the way out, where
+    the playground's models would be (it used to exit with a line on stderr)."""
+    data = tempfile.mkdtemp(prefix="benchtop-desktop-broken-")
+    missing = str(Path(data) / "no-such-onnxruntime.so")
+    window, driver_proc = open_window(app, tauri_driver, data, extra_env={"BENCHTOP_ORT_LIB": missing})
+    try:
+        wait = WebDriverWait(window, 30)
+        error = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".error")))
+        text = wait.until(lambda _: error.text.strip() and error.text)
+        assert "ONNX Runtime could not be loaded" in text and "BENCHTOP_ORT_LIB" in text and missing in text, text
+        return 1
+    finally:
+        window.quit()
+        driver_proc.terminate()
+        driver_proc.wait(timeout=10)
+        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

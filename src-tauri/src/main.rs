@@ -16,6 +16,7 @@ use std::time::Instant;
 use anyhow::Context;
 use axum::body::Body;
 use axum::http::{header, Request};
+use axum::response::IntoResponse;
 use benchtop_core::dirs::Dirs;
 use benchtop_core::engine::{Catalog, Engine, EngineOptions, Runtime, RuntimeOptions};
 use benchtop_core::store::Store;
@@ -34,8 +35,10 @@ static STARTED: OnceLock<Instant> = OnceLock::new();
 
 /// The app state, registered once.
 struct Desktop {
-    state: Arc<AppState>,
-    router: axum::Router,
+    /// Benchtop's core and the handlers over it, or why they could not be opened (ONNX Runtime
+    /// missing, the feedback log unreadable…): then the window still opens, and every call
+    /// answers 503 with that reason, so each page shows it where its data would be.
+    core: Result<(Arc<AppState>, axum::Router), String>,
     streams: Mutex<HashMap<u64, CancellationToken>>,
     /// The local inference API, when the user turned it on in Settings.
     server: tokio::sync::Mutex<Option<Served>>,
@@ -79,6 +82,13 @@ impl Desktop {
         if !path.starts_with("/api/") && !path.starts_with("/v1/") {
             return Err(format!("`{path}` is not an API path"));
         }
+        let router = match &self.core {
+            Ok((_, router)) => router,
+            Err(reason) => {
+                let body = json!({ "error": { "type": "unavailable", "message": reason } });
+                return Ok((axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response());
+            }
+        };
         let mut request = Request::builder().method(method).uri(path);
         if body.is_some() {
             request = request.header(header::CONTENT_TYPE, "application/json");
@@ -86,7 +96,7 @@ impl Desktop {
         let request = request
             .body(Body::from(body.map(|b| b.to_string()).unwrap_or_default()))
             .map_err(|e| format!("not a valid request: {e}"))?;
-        self.router.clone().oneshot(request).await.map_err(|e| match e {})
+        router.clone().oneshot(request).await.map_err(|e| match e {})
     }
 }
 
@@ -181,15 +191,16 @@ async fn server_set(app: State<'_, Desktop>, on: bool, port: Option<u16>) -> Res
         return Ok(ServerStatus::of(None));
     }
     if server.is_none() {
+        let (core, _) = app.core.as_ref().map_err(Clone::clone)?;
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port.unwrap_or(8077)));
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             format!("cannot listen on {addr} ({e}); is another Benchtop (or `benchtop serve`) using it?")
         })?;
-        let token = benchtop_server::token::load_or_create(&app.state.data_dir).map_err(|e| e.to_string())?;
+        let token = benchtop_server::token::load_or_create(&core.data_dir).map_err(|e| e.to_string())?;
         let mut config = ServerConfig::local(addr, token.clone());
-        config.batch = app.state.config.batch.clone();
-        let state = AppState::new(Arc::clone(&app.state.engine), Arc::clone(&app.state.store), config)
-            .map_err(|e| e.to_string())?;
+        config.batch = core.config.batch.clone();
+        let state =
+            AppState::new(Arc::clone(&core.engine), Arc::clone(&core.store), config).map_err(|e| e.to_string())?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let done = tauri::async_runtime::spawn(async move {
             let shutdown = async move {
@@ -288,16 +299,24 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 
-    let state = open_core()?;
-    let router = benchtop_server::in_process_router(Arc::clone(&state));
+    let core = open_core()
+        .map(|state| {
+            let router = benchtop_server::in_process_router(Arc::clone(&state));
+            (state, router)
+        })
+        .map_err(|e| {
+            // The whole chain: "ONNX Runtime could not be loaded (…): <why>".
+            let mut reason = format!("{e:#}");
+            if !reason.ends_with('.') {
+                reason.push('.');
+            }
+            reason.push_str(" Then start Benchtop again.");
+            tracing::error!("{reason}");
+            reason
+        });
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_window_state::Builder::default().build())
-        .manage(Desktop {
-            state: Arc::clone(&state),
-            router,
-            streams: Mutex::new(HashMap::new()),
-            server: tokio::sync::Mutex::new(None),
-        })
+        .manage(Desktop { core, streams: Mutex::new(HashMap::new()), server: tokio::sync::Mutex::new(None) })
         .setup(|app| {
             let menu = menu(app.handle())?;
             app.set_menu(menu)?;
@@ -318,8 +337,9 @@ fn main() -> anyhow::Result<()> {
     app.run(|handle, event| {
         if let tauri::RunEvent::Exit = event {
             // Cancel running jobs (runs stay resumable) and flush the feedback log.
-            let state = Arc::clone(&handle.state::<Desktop>().state);
-            tauri::async_runtime::block_on(state.shutdown());
+            if let Ok((state, _)) = &handle.state::<Desktop>().core {
+                tauri::async_runtime::block_on(Arc::clone(state).shutdown());
+            }
         }
     });
     Ok(())

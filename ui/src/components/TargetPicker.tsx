@@ -1,6 +1,6 @@
 import { useEffect } from "react";
 import { api, signalReady, type TargetSpec } from "../api";
-import { useLoad } from "./common";
+import { ErrorNote, useLoad } from "./common";
 
 /** Stable key of a target. */
 export const targetKey = (t: TargetSpec) => (t.provider ? `${t.provider}/${t.model}` : t.model);
@@ -25,6 +25,8 @@ export function TargetPicker({ value, onChange }: { value: TargetSpec[]; onChang
   return (
     <fieldset className="targets">
       <legend>Targets</legend>
+      {/* Both lists come from the same core: one failure (say, ONNX Runtime missing) is one note. */}
+      <ErrorNote error={models.error ?? providers.error} onRetry={models.error ? models.reload : providers.reload} />
       {local.map((m) => (
         <label key={m.name} className="check">
           <input
@@ -56,7 +58,7 @@ export function TargetPicker({ value, onChange }: { value: TargetSpec[]; onChang
           );
         }),
       )}
-      {!models.loading && !providers.loading && local.length === 0 && (providers.data ?? []).length === 0 && (
+      {!models.loading && !providers.loading && !models.error && !providers.error && local.length === 0 && (providers.data ?? []).length === 0 && (
         <p className="muted">No models yet: add a model folder or a provider in Settings.</p>
       )}
     </fieldset>
