@@ -76,6 +76,7 @@ def idle_memory(app: str, tauri_driver: str) -> list[tuple[str, int, int]]:
     import urllib.request
 
     import desktop_e2e  # the same driver set-up as the desktop test
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -83,7 +84,7 @@ def idle_memory(app: str, tauri_driver: str) -> list[tuple[str, int, int]]:
     data = tempfile.mkdtemp(prefix="benchtop-mem-")
     window, driver_proc = desktop_e2e.open_window(app, tauri_driver, data, fixtures=False)
     try:
-        wait = WebDriverWait(window, 60)
+        wait = WebDriverWait(window, 60, ignored_exceptions=(StaleElementReferenceException,))
         css = lambda s: wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, s)))  # noqa: E731
         css('input[data-target="support-triage"]').click()
         css('[data-testid="playground-input"]').send_keys("I was charged twice this month")

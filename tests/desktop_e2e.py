@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.options import ArgOptions
 from selenium.webdriver.remote.client_config import ClientConfig
@@ -77,7 +78,8 @@ def open_window(app: str, tauri_driver: str, data: str, fixtures: bool = True, e
 def main(app: str, tauri_driver: str) -> None:
     data = tempfile.mkdtemp(prefix="benchtop-desktop-")
     window, driver_proc = open_window(app, tauri_driver, data)
-    wait = WebDriverWait(window, 60)
+    # WebKitWebDriver can report an element as stale while React replaces it: look again.
+    wait = WebDriverWait(window, 60, ignored_exceptions=(StaleElementReferenceException,))
     checks = 0
     try:
         css = lambda s: wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, s)))  # noqa: E731
