@@ -72,9 +72,6 @@ def memory_kb(pid: int) -> tuple[int, int]:
 
 def idle_memory(app: str, tauri_driver: str) -> list[tuple[str, int, int]]:
     """(process name, RSS kB, PSS kB) for each process of the app's tree."""
-    import json
-    import urllib.request
-
     import desktop_e2e  # the same driver set-up as the desktop test
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
@@ -90,21 +87,10 @@ def idle_memory(app: str, tauri_driver: str) -> list[tuple[str, int, int]]:
         css('[data-testid="playground-input"]').send_keys("I was charged twice this month")
         css(".inputs button.primary").click()
         css('article.answer[data-target="support-triage"] footer')
-        css('a[href="/settings"]').click()
-        css(".local-api input[type=checkbox]").click()
-        url = css(".local-api dd.mono").text
-        css(".local-api button.small").click()
-        shown = lambda _: window.find_elements(By.CSS_SELECTOR, ".local-api dd.mono")[1].text.split()[0]  # noqa: E731
-        token = wait.until(lambda d: "•" not in shown(d) and shown(d))
-        request = urllib.request.Request(
-            f"{url}/v1/embeddings",
-            data=json.dumps({"model": "minilm-l6-v2", "input": "I was charged twice"}).encode(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            assert len(json.load(answer)["data"][0]["embedding"]) == 384
-        css(".local-api input[type=checkbox]").click()
-        wait.until(lambda _: not window.find_elements(By.CSS_SELECTOR, ".local-api dd.mono"))
+        url, token = desktop_e2e.local_api_on(window, wait)
+        body = desktop_e2e.call_api(url, token, "/v1/embeddings", {"model": "minilm-l6-v2", "input": "I was charged twice"})
+        assert len(body["data"][0]["embedding"]) == 384
+        desktop_e2e.local_api_off(window, wait)
         time.sleep(5)
         app_pid = int(subprocess.check_output(["pgrep", "-n", "-f", app]).split()[0])
         out = []

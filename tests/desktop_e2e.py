@@ -75,6 +75,35 @@ def open_window(app: str, tauri_driver: str, data: str, fixtures: bool = True, e
             time.sleep(0.5)
 
 
+def local_api_on(window, wait) -> tuple[str, str]:
+    """Settings turns the local inference API on; its URL and (revealed) token as shown."""
+    css = lambda s: wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, s)))  # noqa: E731
+    css('a[href="/settings"]').click()
+    css(".local-api input[type=checkbox]").click()
+    url = css(".local-api dd.mono").text
+    css(".local-api button.small").click()
+    shown = lambda _: window.find_elements(By.CSS_SELECTOR, ".local-api dd.mono")[1].text.split()[0]  # noqa: E731
+    token = wait.until(lambda d: "•" not in shown(d) and shown(d))
+    return url, token
+
+
+def local_api_off(window, wait) -> None:
+    """Settings turns the local inference API off (the page stops showing its URL)."""
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".local-api input[type=checkbox]"))).click()
+    wait.until(lambda _: not window.find_elements(By.CSS_SELECTOR, ".local-api dd.mono"))
+
+
+def call_api(url: str, token: str, path: str, body: dict) -> dict:
+    """POST `body` to the local API as another program would, with the bearer token."""
+    request = urllib.request.Request(
+        f"{url}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.load(answer)
+
+
 def main(app: str, tauri_driver: str) -> None:
     data = tempfile.mkdtemp(prefix="benchtop-desktop-")
     window, driver_proc = open_window(app, tauri_driver, data)
@@ -137,22 +166,10 @@ def main(app: str, tauri_driver: str) -> None:
         window.save_screenshot(str(SCREENSHOTS / "desktop-history.png"))
 
         # Settings turns the local inference API on: other programs can call it with the token.
-        css('a[href="/settings"]').click()
-        css(".local-api input[type=checkbox]").click()
-        url = css(".local-api dd.mono").text
-        css(".local-api button.small").click()
-        shown = lambda _: window.find_elements(By.CSS_SELECTOR, ".local-api dd.mono")[1].text.split()[0]  # noqa: E731
-        token = wait.until(lambda d: "•" not in shown(d) and shown(d))
-        request = urllib.request.Request(
-            f"{url}/v1/predict",
-            data=json.dumps({"model": "support-triage", "input": "I was charged twice"}).encode(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            body = json.load(answer)
+        url, token = local_api_on(window, wait)
+        body = call_api(url, token, "/v1/predict", {"model": "support-triage", "input": "I was charged twice"})
         assert body["data"][0]["label"] == "billing", body
-        css(".local-api input[type=checkbox]").click()
-        wait.until(lambda _: not window.find_elements(By.CSS_SELECTOR, ".local-api dd.mono"))
+        local_api_off(window, wait)
         try:
             urllib.request.urlopen(f"{url}/healthz", timeout=5)
             raise AssertionError("the API still answers after it was turned off")
