@@ -20,7 +20,7 @@ use axum::response::IntoResponse;
 use benchtop_core::dirs::Dirs;
 use benchtop_core::engine::{Catalog, Engine, EngineOptions, Runtime, RuntimeOptions};
 use benchtop_core::store::Store;
-use benchtop_server::{AppState, ServerConfig};
+use benchtop_server::{ApiError, AppState, ServerConfig};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -84,9 +84,11 @@ impl Desktop {
         }
         let router = match &self.core {
             Ok((_, router)) => router,
+            // The API's own error shape; not `ApiError::unavailable`, whose retry-after says
+            // "soon": this lasts until the app is started again.
             Err(reason) => {
-                let body = json!({ "error": { "type": "unavailable", "message": reason } });
-                return Ok((axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response());
+                let error = ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "unavailable_error", reason);
+                return Ok(error.into_response());
             }
         };
         let mut request = Request::builder().method(method).uri(path);

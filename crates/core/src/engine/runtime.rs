@@ -187,7 +187,7 @@ impl Runtime {
 /// Give the heap that is free back to the system. Loading a model allocates and frees far more
 /// than it keeps (the parsed graph, weights before and after optimisation: ~100 MiB for MiniLM),
 /// and glibc would otherwise hold on to those pages for the life of the process.
-pub fn return_freed_memory() {
+fn return_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` only releases free pages at the top of or inside glibc's heaps; it is
     // thread-safe and touches no memory that is in use.
