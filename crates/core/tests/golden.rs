@@ -1,6 +1,7 @@
 //! The engine agrees with an independent Python implementation (onnxruntime + tokenizers) to
 //! 1e-4, on ordinary text, empty and whitespace-only input, emoji, CJK, right-to-left scripts and a
-//! 100,000-character text, whether the texts run one by one or together in padded batches.
+//! 100,000-character text, whether the texts run one by one or together (padded, or packed into
+//! one row for the default models).
 
 mod common;
 
@@ -93,13 +94,63 @@ fn fixed_padding_in_tokenizer_json_is_overridden() {
     let model = model("tiny-multilabel");
     let batch = model
         .encode(&["hi", "a somewhat longer sentence with quite a few more tokens in it than sixteen"])
-        .expect("encodes");
+        .expect("encodes")
+        .remove(0);
     let short = batch.tokens[0];
     assert!(short < 16, "the short text runs unpadded: {short} tokens");
     assert!(batch.tokens[1] > 16, "and the long one is not cut at 16");
     assert_eq!(batch.seq, batch.tokens[1], "the batch pads to its longest member");
     let first_row_mask: Vec<i64> = (0..batch.seq).map(|i| i64::from(i < short)).collect();
     assert_eq!(batch.attention_mask[..batch.seq], first_row_mask[..]);
+}
+
+#[test]
+fn default_models_run_batches_as_packed_rows() {
+    // benchtop.json declares `packed_batches`: several texts run as one unpadded row, each marked
+    // in the mask by its number and counted from position 0; a lone text runs as usual.
+    let texts = ["short one", "How do I enable two-factor authentication?", "ok"];
+    for name in ["minilm-l6-v2", "support-triage"] {
+        let model = model(name);
+        assert!(model.folder().packed_batches, "{name}");
+        let batches = model.encode(&texts).expect("encodes");
+        assert_eq!(batches.len(), 1, "{name}: three short texts fit one row");
+        let row = &batches[0];
+        assert!(row.packed);
+        assert_eq!((row.batch, row.seq), (1, row.tokens.iter().sum::<usize>()), "{name}: no padding");
+        let numbers: Vec<i64> = row.tokens.iter().enumerate().flat_map(|(k, &n)| vec![k as i64 + 1; n]).collect();
+        assert_eq!(row.attention_mask, numbers);
+        let positions: Vec<i64> = row.tokens.iter().flat_map(|&n| 0..n as i64).collect();
+        assert_eq!(row.position_ids, positions);
+        let alone = model.encode(&texts[..1]).expect("encodes").remove(0);
+        assert!(!alone.packed && alone.attention_mask.iter().all(|&m| m == 1));
+    }
+    // Long lists are split into rows of about 128 tokens, never more than max_batch texts each.
+    let long: Vec<String> = (0..40).map(|i| format!("message number {i} about a billing problem")).collect();
+    let long: Vec<&str> = long.iter().map(String::as_str).collect();
+    let rows = model("support-triage").encode(&long).expect("encodes");
+    assert!(rows.len() > 1);
+    assert!(
+        rows.iter().all(|r| r.packed && r.seq <= 128 && r.texts() <= 32),
+        "{:?}",
+        rows.iter().map(|r| r.seq).collect::<Vec<_>>()
+    );
+    assert_eq!(rows.iter().map(|r| r.texts()).sum::<usize>(), 40);
+}
+
+#[test]
+fn packed_rows_answer_as_texts_run_alone() {
+    // Classification pools inside the graph (one output row per packed text); embeddings pool
+    // here. Either way a text's answer must not depend on the texts packed next to it.
+    let texts = ["My card was charged twice", "", "The app crashes when I upload a photo", "日本語のテキスト", "ok"];
+    let triage = model("support-triage");
+    let together = triage.classify(&texts).expect("classifies");
+    for (text, got) in texts.iter().zip(&together) {
+        let alone = triage.classify(&[text]).expect("classifies").remove(0);
+        let diff = max_abs_diff(&got.logits, &alone.logits);
+        assert!(diff < 1e-5, "{text:?}: packed with others, logits moved by {diff}");
+        assert_eq!(got.top().label, alone.top().label);
+        assert_eq!(got.tokens, alone.tokens);
+    }
 }
 
 #[test]

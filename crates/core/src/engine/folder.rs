@@ -4,7 +4,7 @@
 //! Hugging Face exports describe themselves; a small `benchtop.json` manifest overrides any of it:
 //!
 //! ```json
-//! {"task": "embedding", "pooling": "mean", "normalize": true, "max_length": 256}
+//! {"task": "embedding", "pooling": "mean", "normalize": true, "max_length": 256, "packed_batches": true}
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -94,6 +94,8 @@ struct Manifest {
     max_length: Option<usize>,
     /// The graph output to read; by default `logits` / `sentence_embedding` / `last_hidden_state`.
     output: Option<String>,
+    /// The graph takes several texts in one row (see [`ModelFolder::packed_batches`]).
+    packed_batches: Option<bool>,
 }
 
 /// A model folder, read and checked, nothing loaded yet.
@@ -110,6 +112,12 @@ pub struct ModelFolder {
     pub pad_token_id: Option<u32>,
     /// Bytes on disk of the folder's files (model, external data, tokenizer, configs).
     pub size_bytes: u64,
+    /// `benchtop.json`'s `"packed_batches": true`: the graph reads `attention_mask` values
+    /// 1, 2, … n as n texts packed one after another into a row (0 is padding): each token
+    /// attends only to its own text, positions restart for each text, and a graph that pools
+    /// returns one row per text. The engine then runs a batch as one unpadded row (see
+    /// `models/build.py`, `packed_attention`); with 0/1 masks such a graph answers as before.
+    pub packed_batches: bool,
 }
 
 impl ModelFolder {
@@ -145,6 +153,7 @@ impl ModelFolder {
             task,
             max_length,
             output: manifest.output,
+            packed_batches: manifest.packed_batches.unwrap_or(false),
             pad_token_id,
             size_bytes: folder_size(dir),
         })

@@ -1,31 +1,35 @@
 //! Turning raw outputs into answers: pooling, normalisation, activations. Pure functions over
 //! row-major buffers, so they can be checked without a model.
 
-use super::Activation;
+use super::{Activation, EncodedBatch};
 
-/// Average of the token vectors whose mask is 1, for each row of `hidden` `[batch, seq, dim]`.
-pub(crate) fn mean_pool(hidden: &[f32], mask: &[i64], batch: usize, seq: usize, dim: usize) -> Vec<Vec<f32>> {
-    (0..batch)
-        .map(|b| {
-            let mut sum = vec![0f32; dim];
-            let mut count = 0f32;
-            for s in 0..seq {
-                if mask[b * seq + s] != 0 {
-                    let token = &hidden[(b * seq + s) * dim..(b * seq + s + 1) * dim];
-                    sum.iter_mut().zip(token).for_each(|(acc, v)| *acc += v);
-                    count += 1.0;
-                }
-            }
-            let count = count.max(1e-9);
-            sum.iter_mut().for_each(|v| *v /= count);
-            sum
-        })
-        .collect()
+/// Average of each text's token vectors (padding left out), from `hidden` `[rows, seq, dim]`
+/// laid out as `batch` is.
+pub(crate) fn mean_pool(hidden: &[f32], batch: &EncodedBatch, dim: usize) -> Vec<Vec<f32>> {
+    let mut sums = vec![vec![0f32; dim]; batch.texts()];
+    let mut counts = vec![0f32; batch.texts()];
+    for (index, token) in hidden.chunks_exact(dim).enumerate() {
+        if let Some(text) = batch.text_at(index).filter(|&t| t < sums.len()) {
+            sums[text].iter_mut().zip(token).for_each(|(acc, v)| *acc += v);
+            counts[text] += 1.0;
+        }
+    }
+    for (sum, count) in sums.iter_mut().zip(counts) {
+        let count = count.max(1e-9);
+        sum.iter_mut().for_each(|v| *v /= count);
+    }
+    sums
 }
 
-/// The first token's vector of each row.
-pub(crate) fn cls_pool(hidden: &[f32], batch: usize, seq: usize, dim: usize) -> Vec<Vec<f32>> {
-    (0..batch).map(|b| hidden[b * seq * dim..b * seq * dim + dim].to_vec()).collect()
+/// Each text's first token vector (`[CLS]`).
+pub(crate) fn cls_pool(hidden: &[f32], batch: &EncodedBatch, dim: usize) -> Vec<Vec<f32>> {
+    let mut first: Vec<Option<Vec<f32>>> = vec![None; batch.texts()];
+    for (index, token) in hidden.chunks_exact(dim).enumerate() {
+        if let Some(slot) = batch.text_at(index).and_then(|t| first.get_mut(t)).filter(|s| s.is_none()) {
+            *slot = Some(token.to_vec());
+        }
+    }
+    first.into_iter().map(|v| v.unwrap_or_else(|| vec![0.0; dim])).collect()
 }
 
 /// Scale to unit length (a zero vector stays zero).
@@ -50,19 +54,42 @@ pub(crate) fn activate(logits: &[f32], activation: Activation) -> Vec<f32> {
 mod tests {
     use super::*;
 
+    /// A batch with this mask (`rows` × `seq`), one text per row or packed.
+    fn batch(mask: &[i64], rows: usize, packed: bool, texts: usize) -> EncodedBatch {
+        EncodedBatch {
+            batch: rows,
+            seq: mask.len() / rows,
+            input_ids: vec![0; mask.len()],
+            attention_mask: mask.to_vec(),
+            type_ids: vec![0; mask.len()],
+            position_ids: vec![0; mask.len()],
+            tokens: vec![0; texts],
+            truncated: vec![false; texts],
+            packed,
+        }
+    }
+
     #[test]
     fn mean_pool_ignores_masked_positions() {
         // two rows, seq 3, dim 2; row 0 has one padded position holding garbage
         let hidden = [1.0, 2.0, 3.0, 4.0, 100.0, 100.0, 1.0, 1.0, 1.0, 1.0, 4.0, 7.0];
-        let mask = [1, 1, 0, 1, 1, 1];
-        let pooled = mean_pool(&hidden, &mask, 2, 3, 2);
+        let pooled = mean_pool(&hidden, &batch(&[1, 1, 0, 1, 1, 1], 2, false, 2), 2);
         assert_eq!(pooled, vec![vec![2.0, 3.0], vec![2.0, 3.0]]);
     }
 
     #[test]
-    fn cls_pool_takes_first_token() {
+    fn mean_pool_of_packed_texts_averages_each_text_alone() {
+        // one row: text 1 has two tokens, text 2 three, then one padding position
+        let hidden = [1.0, 2.0, 3.0, 4.0, 1.0, 1.0, 1.0, 1.0, 4.0, 7.0, 50.0, 50.0];
+        let pooled = mean_pool(&hidden, &batch(&[1, 1, 2, 2, 2, 0], 1, true, 2), 2);
+        assert_eq!(pooled, vec![vec![2.0, 3.0], vec![2.0, 3.0]]);
+    }
+
+    #[test]
+    fn cls_pool_takes_each_texts_first_token() {
         let hidden = [1.0, 2.0, 9.0, 9.0, 3.0, 4.0, 9.0, 9.0];
-        assert_eq!(cls_pool(&hidden, 2, 2, 2), vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
+        assert_eq!(cls_pool(&hidden, &batch(&[1, 1, 1, 1], 2, false, 2), 2), vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
+        assert_eq!(cls_pool(&hidden, &batch(&[1, 1, 2, 2], 1, true, 2), 2), vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
     }
 
     #[test]

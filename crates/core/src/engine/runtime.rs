@@ -176,6 +176,8 @@ impl Runtime {
                 .with_independent_thread_pool()
                 .map_err(|e| fail(e.to_string()))?
                 .with_intra_threads(1)
+                .map_err(|e| fail(e.to_string()))?
+                .with_flush_to_zero()
                 .map_err(|e| fail(e.to_string()))?;
         }
         let session = builder.commit_from_file(path).map_err(|e| fail(e.to_string()));
@@ -200,7 +202,76 @@ fn thread_pool(options: &RuntimeOptions) -> ort::Result<GlobalThreadPoolOptions>
     GlobalThreadPoolOptions::default()
         .with_intra_threads(options.intra_threads.max(1))?
         .with_inter_threads(1)?
-        .with_spin_control(options.spin)
+        .with_spin_control(options.spin)?
+        .with_flush_to_zero()
+}
+
+/// While alive, the current thread's floating-point unit treats subnormal numbers as zero
+/// (x86-64: MXCSR's flush-to-zero and denormals-are-zero; AArch64: FPCR.FZ); dropping it puts
+/// the previous mode back.
+///
+/// Why: a softmax over masked positions (padding, causal masks, texts packed into one row)
+/// computes `exp` of very negative numbers, which land in the subnormal range, and arithmetic
+/// on subnormals takes the CPU's slow path — measured on MiniLM's 12 × 124 × 124 attention with
+/// 7 of 8 positions masked: 0.86 ms per softmax, 0.094 ms flushed. Those values are below
+/// 1.2e-38, so dropping them changes no answer. ONNX Runtime sets the same flags on its own
+/// pool threads (`with_flush_to_zero`), but a run also computes on the calling thread, which
+/// this covers.
+pub(crate) struct SubnormalsAsZero {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    saved: u64,
+    /// The mode belongs to one thread: the guard must be dropped where it was made.
+    _this_thread: std::marker::PhantomData<*const ()>,
+}
+
+impl SubnormalsAsZero {
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn enable() -> SubnormalsAsZero {
+        const FLUSH_TO_ZERO: u32 = 1 << 15;
+        const DENORMALS_ARE_ZERO: u32 = 1 << 6;
+        let mut csr: u32 = 0;
+        // SAFETY: `stmxcsr`/`ldmxcsr` read and write this thread's SSE control register through a
+        // pointer to a local; only the two rounding-of-tiny-values bits change.
+        unsafe {
+            std::arch::asm!("stmxcsr [{}]", in(reg) &mut csr, options(nostack, preserves_flags));
+            let flushed = csr | FLUSH_TO_ZERO | DENORMALS_ARE_ZERO;
+            std::arch::asm!("ldmxcsr [{}]", in(reg) &flushed, options(nostack, preserves_flags));
+        }
+        SubnormalsAsZero { saved: u64::from(csr), _this_thread: std::marker::PhantomData }
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    pub(crate) fn enable() -> SubnormalsAsZero {
+        const FLUSH_TO_ZERO: u64 = 1 << 24;
+        let fpcr: u64;
+        // SAFETY: reads and writes this thread's floating-point control register; only FZ changes.
+        unsafe {
+            std::arch::asm!("mrs {}, fpcr", out(reg) fpcr, options(nomem, nostack, preserves_flags));
+            std::arch::asm!("msr fpcr, {}", in(reg) fpcr | FLUSH_TO_ZERO, options(nomem, nostack, preserves_flags));
+        }
+        SubnormalsAsZero { saved: fpcr, _this_thread: std::marker::PhantomData }
+    }
+
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    pub(crate) fn enable() -> SubnormalsAsZero {
+        SubnormalsAsZero { _this_thread: std::marker::PhantomData }
+    }
+}
+
+impl Drop for SubnormalsAsZero {
+    fn drop(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let csr = self.saved as u32;
+            // SAFETY: restores the value `enable` read from this thread's register.
+            unsafe { std::arch::asm!("ldmxcsr [{}]", in(reg) &csr, options(nostack, preserves_flags)) };
+        }
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: restores the value `enable` read from this thread's register.
+        unsafe {
+            std::arch::asm!("msr fpcr, {}", in(reg) self.saved, options(nomem, nostack, preserves_flags))
+        };
+    }
 }
 
 /// Ask the library at `path` its version (`OrtGetApiBase()->GetVersionString()`), before ort

@@ -8,18 +8,40 @@ use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, Tru
 
 use super::{EngineError, ModelFolder, Result};
 
-/// Token tensors for one `session.run`, row-major `[batch, seq]`.
+/// Token tensors for one `session.run`, row-major `[batch, seq]`: one text per row, padded to
+/// the longest, or (`packed`) all texts one after another in a single row, each marked in
+/// `attention_mask` by its number, 1 to n.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncodedBatch {
+    /// Rows of the tensors (1 when packed).
     pub batch: usize,
     pub seq: usize,
     pub input_ids: Vec<i64>,
     pub attention_mask: Vec<i64>,
     pub type_ids: Vec<i64>,
-    /// Tokens per row before padding (special tokens included).
+    /// Position of each token within its own text.
+    pub position_ids: Vec<i64>,
+    /// Tokens per text before padding (special tokens included).
     pub tokens: Vec<usize>,
-    /// Whether each row was cut at the model's `max_length`.
+    /// Whether each text was cut at the model's `max_length`.
     pub truncated: Vec<bool>,
+    pub packed: bool,
+}
+
+impl EncodedBatch {
+    /// How many texts the tensors hold.
+    pub fn texts(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// The text the token at `index` (row-major) belongs to, or `None` for padding.
+    pub fn text_at(&self, index: usize) -> Option<usize> {
+        match self.attention_mask[index] {
+            0 => None,
+            number if self.packed => usize::try_from(number - 1).ok(),
+            _ => Some(index / self.seq),
+        }
+    }
 }
 
 pub(crate) struct TextEncoder {
@@ -75,8 +97,10 @@ impl TextEncoder {
             input_ids: vec![self.pad_id; batch * seq],
             attention_mask: vec![0; batch * seq],
             type_ids: vec![0; batch * seq],
+            position_ids: (0..batch).flat_map(|_| 0..seq as i64).collect(),
             tokens: Vec::with_capacity(batch),
             truncated: Vec::with_capacity(batch),
+            packed: false,
         };
         for (row, enc) in encodings.iter().enumerate() {
             let base = row * seq;
@@ -87,6 +111,32 @@ impl TextEncoder {
                 out.attention_mask[base + i] = i64::from(mask);
                 out.type_ids[base + i] = i64::from(ty);
             }
+            out.tokens.push(enc.len());
+            out.truncated.push(!enc.get_overflowing().is_empty());
+        }
+        out
+    }
+
+    /// `encodings` one after another in one row, no padding: text k's tokens carry mask k + 1
+    /// and positions from 0. Only for graphs that read such masks (`packed_batches`).
+    pub(crate) fn pack(&self, encodings: &[&Encoding]) -> EncodedBatch {
+        let seq: usize = encodings.iter().map(|e| e.len()).sum();
+        let mut out = EncodedBatch {
+            batch: 1,
+            seq,
+            input_ids: Vec::with_capacity(seq),
+            attention_mask: Vec::with_capacity(seq),
+            type_ids: Vec::with_capacity(seq),
+            position_ids: Vec::with_capacity(seq),
+            tokens: Vec::with_capacity(encodings.len()),
+            truncated: Vec::with_capacity(encodings.len()),
+            packed: true,
+        };
+        for (number, enc) in (1i64..).zip(encodings) {
+            out.input_ids.extend(enc.get_ids().iter().map(|&id| i64::from(id)));
+            out.attention_mask.extend(enc.get_attention_mask().iter().map(|&m| if m == 0 { 0 } else { number }));
+            out.type_ids.extend(enc.get_type_ids().iter().map(|&t| i64::from(t)));
+            out.position_ids.extend(0..enc.len() as i64);
             out.tokens.push(enc.len());
             out.truncated.push(!enc.get_overflowing().is_empty());
         }

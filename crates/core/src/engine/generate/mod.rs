@@ -29,6 +29,7 @@ pub use layout::{KvType, Layout};
 pub use sampler::{argmax, Sampler, Sampling};
 pub use stream::{StopText, TextStream};
 
+use super::runtime::SubnormalsAsZero;
 use super::{EngineError, ModelFolder, Result, Runtime, Task};
 
 /// New tokens when neither the caller nor `generation_config.json` says.
@@ -197,7 +198,10 @@ impl Generator {
     /// Run `f` on the model's own ONNX Runtime session, for benchmarks that compare the loop with
     /// raw `session.run` calls and for listing the graph's inputs and outputs. Not for general use:
     /// it bypasses the generation loop.
+    /// Runs there are made the way the loop makes them (subnormals flushed, see
+    /// [`SubnormalsAsZero`]).
     pub fn with_session<T>(&self, f: impl FnOnce(&mut Session) -> T) -> T {
+        let _flushed = SubnormalsAsZero::enable();
         f(&mut self.session.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
@@ -434,6 +438,7 @@ impl Generator {
             }
         }
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let _flushed = SubnormalsAsZero::enable();
         let mut outputs = session.run(feeds).map_err(|e| fail(e.to_string()))?;
         let value = outputs.get("logits").ok_or_else(|| fail("the model produced no `logits`".into()))?;
         logits.clear();
