@@ -44,6 +44,11 @@ pub struct Args {
     /// of the model (1: one worker using all --threads) [default: cores, at most 4]
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    /// Threads for HTTP, validation and logging [default: the cores the batch workers leave, at
+    /// least 1]. Under load the batch workers keep their cores busy; more threads than are left
+    /// only take turns with them (docs/benchmarks.md)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    http_threads: Option<u16>,
     /// Texts waiting per model at most; more gets 429 Too Many Requests
     #[arg(long, default_value_t = 2048, value_name = "N")]
     queue: usize,
@@ -113,7 +118,14 @@ pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
     let engine = Arc::new(global.server_engine(EngineOptions { max_batch: usize::from(args.batch_size) })?);
     let store = Arc::new(global.store()?);
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the server runtime")?;
+    let workers = args.workers.unwrap_or(BatchOptions::default().workers).max(1);
+    let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+    let http_threads = args.http_threads.map_or(cores.saturating_sub(workers).max(1), usize::from);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(http_threads)
+        .enable_all()
+        .build()
+        .context("starting the server runtime")?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -132,7 +144,7 @@ pub fn run(args: &Args, global: &GlobalArgs) -> anyhow::Result<()> {
             max_batch: usize::from(args.batch_size),
             max_wait: Duration::from_secs_f64(args.batch_wait_ms.max(0.0) / 1000.0),
             queue_texts: args.queue,
-            workers: args.workers.unwrap_or(BatchOptions::default().workers).max(1),
+            workers,
         };
         config.generation_slots = args.generation_slots.max(1);
         config.rules = rules;
