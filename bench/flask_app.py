@@ -1,8 +1,11 @@
 """The baseline: how teams usually serve a model — Flask + onnxruntime + tokenizers, run under
 gunicorn (`gunicorn -w 2 bench.flask_app:app`). Same model files as Benchtop, same request and
 response shapes for /v1/embeddings and /v1/predict, one ONNX Runtime thread per worker (two workers
-on two cores). Tokenizer padding as Benchtop does it (to the longest text, truncated at the
-model's limit), so both run the same tensors. No logging, no auth: the baseline only has to answer.
+on two cores). Texts are truncated at the model's limit and a multi-text request is padded to its
+longest text, with the usual 0/1 attention mask; the benchmark sends one text per request, so
+nothing is padded and each call runs the same tensors Benchtop's engine would run for that text
+alone. (Benchtop packs the texts of concurrent requests into one row instead — that, the
+batching, is the difference being measured.) No logging, no auth: the baseline only has to answer.
 
 Models come from BENCHTOP_MODELS (default: the cache's default models).
 """
