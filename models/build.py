@@ -167,17 +167,14 @@ def packed_attention(path: Path) -> None:
         n("Where", ["is_padding", "index", "position_in_text"], ["position_ids"]),
     ])
     mask_where.input[0] = p + "allowed"
-    guards = {n.output[0]: n.input[2] for n in g.node if n.op_type == "Where"
-              and made_by.get(n.input[0]) is not None and made_by[n.input[0]].op_type == "IsNaN"
-              and made_by[n.input[0]].input[0] == n.input[2]}
+    # Readers of each NaN guard read the softmax itself; readers of the old positions, the new.
+    renamed = {n.output[0]: n.input[2] for n in g.node if n.op_type == "Where"
+               and made_by.get(n.input[0]) is not None and made_by[n.input[0]].op_type == "IsNaN"
+               and made_by[n.input[0]].input[0] == n.input[2]}
+    renamed[positions.output[0]] = p + "position_ids"
     for node in g.node:
         for i, name in enumerate(node.input):
-            node.input[i] = guards.get(name, name)
-    old_positions = positions.output[0]
-    for node in g.node:
-        for i, name in enumerate(node.input):
-            if name == old_positions:
-                node.input[i] = p + "position_ids"
+            node.input[i] = renamed.get(name, name)
     nodes = topological(g)
     del g.node[:]
     g.node.extend(nodes)

@@ -198,6 +198,7 @@ impl Generator {
     /// Run `f` on the model's own ONNX Runtime session, for benchmarks that compare the loop with
     /// raw `session.run` calls and for listing the graph's inputs and outputs. Not for general use:
     /// it bypasses the generation loop.
+    ///
     /// Runs there are made the way the loop makes them (subnormals flushed, see
     /// [`SubnormalsAsZero`]).
     pub fn with_session<T>(&self, f: impl FnOnce(&mut Session) -> T) -> T {
