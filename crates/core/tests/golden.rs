@@ -124,25 +124,41 @@ fn default_models_run_batches_as_packed_rows() {
         let alone = model.encode(&texts[..1]).expect("encodes").remove(0);
         assert!(!alone.packed && alone.attention_mask.iter().all(|&m| m == 1));
     }
-    // Long lists are split into rows of about 128 tokens, never more than max_batch texts each.
+    // Long lists run as batches of at most max_batch (32) texts, one run each, laid out in rows
+    // that end within one text of each other.
     let long: Vec<String> = (0..40).map(|i| format!("message number {i} about a billing problem")).collect();
     let long: Vec<&str> = long.iter().map(String::as_str).collect();
-    let rows = model("support-triage").encode(&long).expect("encodes");
-    assert!(rows.len() > 1);
-    assert!(
-        rows.iter().all(|r| r.packed && r.seq <= 128 && r.texts() <= 32),
-        "{:?}",
-        rows.iter().map(|r| r.seq).collect::<Vec<_>>()
-    );
-    assert_eq!(rows.iter().map(|r| r.texts()).sum::<usize>(), 40);
+    let batches = model("support-triage").encode(&long).expect("encodes");
+    assert_eq!(batches.iter().map(|b| b.texts()).collect::<Vec<_>>(), vec![32, 8]);
+    for batch in &batches {
+        assert!(batch.packed);
+        let longest = batch.tokens.iter().max().unwrap();
+        let padding = batch.attention_mask.iter().filter(|&&m| m == 0).count();
+        assert!(padding < batch.batch * longest, "rows {} × {} tokens, {padding} padding", batch.batch, batch.seq);
+    }
+    assert!(batches[0].batch > 1, "32 texts are not one long row");
 }
 
 #[test]
 fn packed_rows_answer_as_texts_run_alone() {
-    // Classification pools inside the graph (one output row per packed text); embeddings pool
-    // here. Either way a text's answer must not depend on the texts packed next to it.
-    let texts = ["My card was charged twice", "", "The app crashes when I upload a photo", "日本語のテキスト", "ok"];
+    // Classification pools inside the graph (one output row per row and text number);
+    // embeddings pool here. Either way a text's answer must not depend on the texts packed next
+    // to it — in its own row or in another row of the same run.
+    let texts = [
+        "My card was charged twice",
+        "",
+        "The app crashes when I upload a photo",
+        "日本語のテキスト",
+        "ok",
+        "How do I export my invoices for the last financial year as a spreadsheet?",
+        "The dashboard takes more than a minute to load since yesterday's update",
+        "Please cancel my subscription at the end of this billing period",
+        "Can I add a second admin to our workspace?",
+        "two-factor codes never arrive by SMS",
+    ];
     let triage = model("support-triage");
+    let batches = triage.encode(&texts).expect("encodes");
+    assert!(batches.len() == 1 && batches[0].packed && batches[0].batch > 1, "one run of several packed rows");
     let together = triage.classify(&texts).expect("classifies");
     for (text, got) in texts.iter().zip(&together) {
         let alone = triage.classify(&[text]).expect("classifies").remove(0);
@@ -150,6 +166,13 @@ fn packed_rows_answer_as_texts_run_alone() {
         assert!(diff < 1e-5, "{text:?}: packed with others, logits moved by {diff}");
         assert_eq!(got.top().label, alone.top().label);
         assert_eq!(got.tokens, alone.tokens);
+    }
+    let minilm = model("minilm-l6-v2");
+    let together = minilm.embed(&texts).expect("embeds");
+    for (text, got) in texts.iter().zip(&together) {
+        let alone = minilm.embed(&[text]).expect("embeds").remove(0);
+        let diff = max_abs_diff(&got.vector, &alone.vector);
+        assert!(diff < 1e-5, "{text:?}: packed with others, embedding moved by {diff}");
     }
 }
 

@@ -191,7 +191,9 @@ impl Worker {
         // Requests whose caller has gone (timed out, disconnected) are not run.
         let jobs: Vec<Job> = jobs.into_iter().filter(|j| !j.reply.is_closed()).collect();
         let all: Vec<&str> = jobs.iter().flat_map(|j| j.texts.iter().map(String::as_str)).collect();
-        match self.infer(&all) {
+        let answers = self.infer(&all);
+        self.metrics.observe_batch_duration(self.model.name(), started.elapsed().as_secs_f64());
+        match answers {
             Ok(rows) => {
                 let parts = split(rows, &jobs);
                 for (job, rows) in jobs.into_iter().zip(parts) {

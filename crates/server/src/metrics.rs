@@ -1,4 +1,4 @@
-//! `/metrics`: requests, latencies, queue depth and batch sizes, in the Prometheus (OpenMetrics)
+//! `/metrics`: requests, latencies, queue depth, batch sizes and batch run times, in the Prometheus (OpenMetrics)
 //! text format, through the `prometheus-client` crate.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -30,6 +30,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     batch_size: Family<ModelLabels, Histogram>,
+    batch_duration: Family<ModelLabels, Histogram>,
     queue_depth: Family<ModelLabels, Gauge>,
     logged: Counter,
     log_failures: Counter,
@@ -52,13 +53,21 @@ impl Default for Metrics {
             (|| Histogram::new(exponential_buckets(1.0, 2.0, 11))) as fn() -> Histogram,
         );
         registry.register("batch_size_texts", "Texts per model batch", batch_size.clone());
+        let batch_duration = Family::<ModelLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.000_25, 2.0, 16))) as fn() -> Histogram,
+        );
+        registry.register(
+            "batch_duration_seconds",
+            "Time a model batch takes to run, tokenising to answers",
+            batch_duration.clone(),
+        );
         let queue_depth = Family::<ModelLabels, Gauge>::default();
         registry.register("queue_depth_texts", "Texts waiting for a batch, per model", queue_depth.clone());
         let logged = Counter::default();
         registry.register("traffic_logged", "Calls recorded in the feedback log", logged.clone());
         let log_failures = Counter::default();
         registry.register("traffic_log_failures", "Calls the feedback log failed to record", log_failures.clone());
-        Metrics { registry, requests, latency, batch_size, queue_depth, logged, log_failures }
+        Metrics { registry, requests, latency, batch_size, batch_duration, queue_depth, logged, log_failures }
     }
 }
 
@@ -70,6 +79,10 @@ impl Metrics {
 
     pub fn observe_batch(&self, model: &str, texts: usize) {
         self.batch_size.get_or_create(&ModelLabels { model: model.into() }).observe(texts as f64);
+    }
+
+    pub fn observe_batch_duration(&self, model: &str, seconds: f64) {
+        self.batch_duration.get_or_create(&ModelLabels { model: model.into() }).observe(seconds);
     }
 
     pub fn set_queue_depth(&self, model: &str, texts: usize) {

@@ -200,7 +200,8 @@ fn embeddings_follow_the_openai_format_in_floats_and_base64() {
         .decode(b64["data"][0]["embedding"].as_str().expect("b64"))
         .expect("decodes");
     let decoded: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-    assert_eq!(decoded, got, "base64 holds the same little-endian float32s");
+    // The same text alone (as `want` was made): the very same float32s, little-endian.
+    assert_eq!(decoded, want[0].vector, "base64 holds the same little-endian float32s");
 
     let (status, _, body) =
         rt.block_on(c.post("/v1/embeddings", json!({"model": "minilm-l6-v2", "input": "x", "dimensions": 128})));
@@ -644,6 +645,7 @@ fn metrics_health_openapi_and_the_ui_api_answer() {
         "benchtop_http_requests_total{route=\"/v1/predict\",method=\"POST\",status=\"200\"} 1",
         "benchtop_http_request_duration_seconds_count{route=\"/v1/predict\"} 1",
         "benchtop_batch_size_texts_count{model=\"support-triage\"} 1",
+        "benchtop_batch_duration_seconds_count{model=\"support-triage\"} 1",
         "benchtop_queue_depth_texts{model=\"support-triage\"} 0",
     ] {
         assert!(metrics.contains(needle), "metrics lack `{needle}`:\n{metrics}");

@@ -54,8 +54,9 @@ pub(crate) fn activate(logits: &[f32], activation: Activation) -> Vec<f32> {
 mod tests {
     use super::*;
 
-    /// A batch with this mask (`rows` × `seq`), one text per row or packed.
-    fn batch(mask: &[i64], rows: usize, packed: bool, texts: usize) -> EncodedBatch {
+    /// A batch with this mask (`rows` × `seq`), one text per row or packed (rows starting at
+    /// the texts `row_starts`).
+    fn batch(mask: &[i64], rows: usize, row_starts: &[usize], texts: usize) -> EncodedBatch {
         EncodedBatch {
             batch: rows,
             seq: mask.len() / rows,
@@ -65,7 +66,8 @@ mod tests {
             position_ids: vec![0; mask.len()],
             tokens: vec![0; texts],
             truncated: vec![false; texts],
-            packed,
+            packed: !row_starts.is_empty(),
+            row_starts: row_starts.to_vec(),
         }
     }
 
@@ -73,7 +75,7 @@ mod tests {
     fn mean_pool_ignores_masked_positions() {
         // two rows, seq 3, dim 2; row 0 has one padded position holding garbage
         let hidden = [1.0, 2.0, 3.0, 4.0, 100.0, 100.0, 1.0, 1.0, 1.0, 1.0, 4.0, 7.0];
-        let pooled = mean_pool(&hidden, &batch(&[1, 1, 0, 1, 1, 1], 2, false, 2), 2);
+        let pooled = mean_pool(&hidden, &batch(&[1, 1, 0, 1, 1, 1], 2, &[], 2), 2);
         assert_eq!(pooled, vec![vec![2.0, 3.0], vec![2.0, 3.0]]);
     }
 
@@ -81,15 +83,27 @@ mod tests {
     fn mean_pool_of_packed_texts_averages_each_text_alone() {
         // one row: text 1 has two tokens, text 2 three, then one padding position
         let hidden = [1.0, 2.0, 3.0, 4.0, 1.0, 1.0, 1.0, 1.0, 4.0, 7.0, 50.0, 50.0];
-        let pooled = mean_pool(&hidden, &batch(&[1, 1, 2, 2, 2, 0], 1, true, 2), 2);
+        let pooled = mean_pool(&hidden, &batch(&[1, 1, 2, 2, 2, 0], 1, &[0], 2), 2);
         assert_eq!(pooled, vec![vec![2.0, 3.0], vec![2.0, 3.0]]);
+    }
+
+    #[test]
+    fn mean_pool_of_packed_rows_numbers_texts_row_by_row() {
+        // row 0: texts 0 (two tokens) and 1 (one token); row 1: text 2 (two tokens), padding
+        let hidden = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.0, 1.0, 2.0, 3.0, 80.0, 80.0];
+        let packed = batch(&[1, 1, 2, 1, 1, 0], 2, &[0, 2], 3);
+        assert_eq!(mean_pool(&hidden, &packed, 2), vec![vec![2.0, 3.0], vec![5.0, 6.0], vec![1.0, 2.0]]);
+        assert_eq!(cls_pool(&hidden, &packed, 2), vec![vec![1.0, 2.0], vec![5.0, 6.0], vec![0.0, 1.0]]);
+        // a graph pooling per text answers `rows × most texts in a row`, empty slots included
+        assert_eq!(packed.pooled_rows(), 4);
+        assert_eq!((0..3).map(|t| packed.pooled_row(t)).collect::<Vec<_>>(), vec![0, 1, 2]);
     }
 
     #[test]
     fn cls_pool_takes_each_texts_first_token() {
         let hidden = [1.0, 2.0, 9.0, 9.0, 3.0, 4.0, 9.0, 9.0];
-        assert_eq!(cls_pool(&hidden, &batch(&[1, 1, 1, 1], 2, false, 2), 2), vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
-        assert_eq!(cls_pool(&hidden, &batch(&[1, 1, 2, 2], 1, true, 2), 2), vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
+        assert_eq!(cls_pool(&hidden, &batch(&[1, 1, 1, 1], 2, &[], 2), 2), vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
+        assert_eq!(cls_pool(&hidden, &batch(&[1, 1, 2, 2], 1, &[0], 2), 2), vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
     }
 
     #[test]

@@ -9,11 +9,11 @@ use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, Tru
 use super::{EngineError, ModelFolder, Result};
 
 /// Token tensors for one `session.run`, row-major `[batch, seq]`: one text per row, padded to
-/// the longest, or (`packed`) all texts one after another in a single row, each marked in
-/// `attention_mask` by its number, 1 to n.
+/// the longest, or (`packed`) several texts one after another in each row, each marked in
+/// `attention_mask` by its number within the row, 1 to k, and rows padded to the longest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncodedBatch {
-    /// Rows of the tensors (1 when packed).
+    /// Rows of the tensors.
     pub batch: usize,
     pub seq: usize,
     pub input_ids: Vec<i64>,
@@ -26,6 +26,9 @@ pub struct EncodedBatch {
     /// Whether each text was cut at the model's `max_length`.
     pub truncated: Vec<bool>,
     pub packed: bool,
+    /// Packed: the index (in `tokens`) of each row's first text; texts fill the rows in order.
+    /// Empty when not packed.
+    pub row_starts: Vec<usize>,
 }
 
 impl EncodedBatch {
@@ -36,11 +39,36 @@ impl EncodedBatch {
 
     /// The text the token at `index` (row-major) belongs to, or `None` for padding.
     pub fn text_at(&self, index: usize) -> Option<usize> {
+        let row = index / self.seq.max(1);
         match self.attention_mask[index] {
             0 => None,
-            number if self.packed => usize::try_from(number - 1).ok(),
-            _ => Some(index / self.seq),
+            number if self.packed => Some(self.row_starts.get(row)? + usize::try_from(number - 1).ok()?),
+            _ => Some(row),
         }
+    }
+
+    /// Rows of a graph's output that pools per text (`[texts, …]`): one per text, or, packed,
+    /// one per row and text number — `batch × most texts in a row`, empty slots included.
+    pub fn pooled_rows(&self) -> usize {
+        if self.packed {
+            self.batch * self.most_texts_in_a_row()
+        } else {
+            self.texts()
+        }
+    }
+
+    /// Which of [`EncodedBatch::pooled_rows`] holds text `text`'s answer.
+    pub fn pooled_row(&self, text: usize) -> usize {
+        if !self.packed {
+            return text;
+        }
+        let row = self.row_starts.partition_point(|&start| start <= text).saturating_sub(1);
+        row * self.most_texts_in_a_row() + (text - self.row_starts[row])
+    }
+
+    fn most_texts_in_a_row(&self) -> usize {
+        let ends = self.row_starts.iter().skip(1).copied().chain([self.texts()]);
+        self.row_starts.iter().zip(ends).map(|(start, end)| end - start).max().unwrap_or(0)
     }
 }
 
@@ -101,6 +129,7 @@ impl TextEncoder {
             tokens: Vec::with_capacity(batch),
             truncated: Vec::with_capacity(batch),
             packed: false,
+            row_starts: Vec::new(),
         };
         for (row, enc) in encodings.iter().enumerate() {
             let base = row * seq;
@@ -117,28 +146,43 @@ impl TextEncoder {
         out
     }
 
-    /// `encodings` one after another in one row, no padding: text k's tokens carry mask k + 1
-    /// and positions from 0. Only for graphs that read such masks (`packed_batches`).
-    pub(crate) fn pack(&self, encodings: &[&Encoding]) -> EncodedBatch {
-        let seq: usize = encodings.iter().map(|e| e.len()).sum();
+    /// Each row's `encodings` one after another, rows padded to the longest: text k of a row
+    /// carries mask k + 1 and positions from 0 (padding: mask 0, its index in the row). Only
+    /// for graphs that read such masks (`packed_batches`).
+    pub(crate) fn pack(&self, rows: &[Vec<&Encoding>]) -> EncodedBatch {
+        let batch = rows.len();
+        let seq = rows.iter().map(|row| row.iter().map(|e| e.len()).sum::<usize>()).max().unwrap_or(0);
+        let texts = rows.iter().map(Vec::len).sum();
         let mut out = EncodedBatch {
-            batch: 1,
+            batch,
             seq,
-            input_ids: Vec::with_capacity(seq),
-            attention_mask: Vec::with_capacity(seq),
-            type_ids: Vec::with_capacity(seq),
-            position_ids: Vec::with_capacity(seq),
-            tokens: Vec::with_capacity(encodings.len()),
-            truncated: Vec::with_capacity(encodings.len()),
+            input_ids: Vec::with_capacity(batch * seq),
+            attention_mask: Vec::with_capacity(batch * seq),
+            type_ids: Vec::with_capacity(batch * seq),
+            position_ids: Vec::with_capacity(batch * seq),
+            tokens: Vec::with_capacity(texts),
+            truncated: Vec::with_capacity(texts),
             packed: true,
+            row_starts: Vec::with_capacity(batch),
         };
-        for (number, enc) in (1i64..).zip(encodings) {
-            out.input_ids.extend(enc.get_ids().iter().map(|&id| i64::from(id)));
-            out.attention_mask.extend(enc.get_attention_mask().iter().map(|&m| if m == 0 { 0 } else { number }));
-            out.type_ids.extend(enc.get_type_ids().iter().map(|&t| i64::from(t)));
-            out.position_ids.extend(0..enc.len() as i64);
-            out.tokens.push(enc.len());
-            out.truncated.push(!enc.get_overflowing().is_empty());
+        for row in rows {
+            out.row_starts.push(out.tokens.len());
+            for (number, enc) in (1i64..).zip(row) {
+                out.input_ids.extend(enc.get_ids().iter().map(|&id| i64::from(id)));
+                out.attention_mask.extend(enc.get_attention_mask().iter().map(|&m| if m == 0 { 0 } else { number }));
+                out.type_ids.extend(enc.get_type_ids().iter().map(|&t| i64::from(t)));
+                out.position_ids.extend(0..enc.len() as i64);
+                out.tokens.push(enc.len());
+                out.truncated.push(!enc.get_overflowing().is_empty());
+            }
+            let filled = out.input_ids.len() % seq.max(1);
+            if filled > 0 {
+                let padding = seq - filled;
+                out.input_ids.extend(std::iter::repeat_n(self.pad_id, padding));
+                out.attention_mask.extend(std::iter::repeat_n(0, padding));
+                out.type_ids.extend(std::iter::repeat_n(0, padding));
+                out.position_ids.extend(filled as i64..seq as i64);
+            }
         }
         out
     }
