@@ -15,6 +15,12 @@ use std::sync::Arc;
 use benchtop_core::engine::{Catalog, Engine, EngineError, EngineOptions, Model, Runtime, RuntimeOptions};
 use benchtop_core::store::{Store, StoreError};
 
+/// mimalloc rather than glibc's malloc: under `benchtop serve` load, requests are parsed and
+/// answered on the HTTP thread from rows the batch workers allocated, and glibc's cross-thread
+/// frees took about a quarter of the HTTP thread's time (perf).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Benchtop: a workbench for AI features. Runs local ONNX models on your text, keeps what you
 /// try and judge in a local feedback log, and exports it as evaluation sets.
 #[derive(Debug, Parser)]

@@ -196,6 +196,35 @@ fn a_failing_write_does_not_take_its_batch_mates_down() {
 }
 
 #[test]
+fn a_lone_failing_write_leaves_nothing_behind() {
+    // Alone in its transaction a job runs without a savepoint; when it fails after writing, the
+    // transaction is rolled back, not committed, and the writer goes on.
+    let (_dir, store) = temp_store();
+    let (target, run) = seed(&store);
+    let count = || -> i64 {
+        store.read(|c| Ok(c.query_row("SELECT count(*) FROM results", [], |r| r.get(0))?)).expect("count")
+    };
+    let (tx, rx) = mpsc::channel();
+    store
+        .submit(
+            move |conn| -> Result<(), StoreError> {
+                conn.execute(
+                    "INSERT INTO results (run_id, target_id, input, input_hash, created_at) VALUES (?1, ?2, 'half', 'h', 0)",
+                    rusqlite::params![run, target],
+                )?;
+                Err(StoreError::Invalid { what: "write", reason: "failed after writing".into() })
+            },
+            move |outcome| tx.send(outcome.map_err(|e| e.to_string())).expect("send"),
+        )
+        .expect("queued");
+    let outcome = rx.recv_timeout(Duration::from_secs(10)).expect("completed");
+    assert_eq!(outcome, Err("invalid write: failed after writing".to_string()));
+    assert_eq!(count(), 0, "the failed job's row was rolled back");
+    result(&store, target, run, "after", "x");
+    assert_eq!(count(), 1);
+}
+
+#[test]
 fn reads_do_not_wait_for_a_long_write() {
     let (_dir, store) = temp_store();
     let (target, run) = seed(&store);

@@ -3,7 +3,8 @@
 //! Callers queue a job (a closure over the connection) with a completion. The thread takes every
 //! job waiting (up to [`MAX_BATCH`]), runs each inside its own savepoint within one transaction —
 //! so a failing job is rolled back alone and its batch-mates still commit — commits once, and only
-//! then calls each completion. An acknowledged write is therefore committed: a crash after it
+//! then calls each completion. A job alone in its transaction needs no savepoint: if it fails, the
+//! transaction is rolled back instead of committed. An acknowledged write is therefore committed: a crash after it
 //! loses nothing. The queue is bounded; a full queue is back-pressure ([`StoreError::Busy`]).
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -20,10 +21,11 @@ pub const QUEUE_CAPACITY: usize = 16_384;
 
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
-/// A queued write: run it inside the batch's transaction (returning what to do once the commit
-/// is known), or abort it unrun when the transaction cannot even start.
+/// A queued write: run it inside the batch's transaction — in a savepoint of its own when
+/// `isolate`, so that its failure undoes only its own writes — returning whether it succeeded and
+/// what to do once the commit is known; or abort it unrun when the transaction cannot even start.
 trait Job: Send {
-    fn run(self: Box<Self>, conn: &Connection) -> Completion;
+    fn run(self: Box<Self>, conn: &Connection, isolate: bool) -> (bool, Completion);
     fn abort(self: Box<Self>, err: StoreError);
 }
 
@@ -38,10 +40,10 @@ where
     F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     D: FnOnce(Result<T, StoreError>) + Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Connection) -> Completion {
+    fn run(self: Box<Self>, conn: &Connection, isolate: bool) -> (bool, Completion) {
         let TypedJob { job, done } = *self;
-        let outcome = in_savepoint(conn, job);
-        Box::new(move |commit: Result<(), StoreError>| done(commit.and(outcome)))
+        let outcome = if isolate { in_savepoint(conn, job) } else { job(conn) };
+        (outcome.is_ok(), Box::new(move |commit: Result<(), StoreError>| done(commit.and(outcome))))
     }
 
     fn abort(self: Box<Self>, err: StoreError) {
@@ -103,14 +105,17 @@ impl Drop for Writer {
 }
 
 fn in_savepoint<T>(conn: &Connection, job: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
-    conn.execute_batch("SAVEPOINT job")?;
+    // Cached statements: under API traffic this runs hundreds of times a second.
+    let sql = |sql: &str| conn.prepare_cached(sql).and_then(|mut stmt| stmt.execute([]));
+    sql("SAVEPOINT job")?;
     match job(conn) {
         Ok(value) => {
-            conn.execute_batch("RELEASE job")?;
+            sql("RELEASE job")?;
             Ok(value)
         }
         Err(err) => {
-            conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            sql("ROLLBACK TO job")?;
+            sql("RELEASE job")?;
             Err(err)
         }
     }
@@ -133,8 +138,15 @@ fn run(mut conn: Connection, receiver: Receiver<Box<dyn Job>>) {
                 continue;
             }
         };
-        let completions: Vec<Completion> = jobs.into_iter().map(|job| job.run(&tx)).collect();
-        let commit = tx.commit().map_err(StoreError::Sqlite);
+        let isolate = jobs.len() > 1;
+        let (mut all_ok, mut completions) = (true, Vec::with_capacity(jobs.len()));
+        for job in jobs {
+            let (ok, completion) = job.run(&tx, isolate);
+            all_ok &= ok;
+            completions.push(completion);
+        }
+        // A lone job that failed has nothing to keep: undo its writes rather than commit them.
+        let commit = if all_ok || isolate { tx.commit() } else { tx.rollback() }.map_err(StoreError::Sqlite);
         for completion in completions {
             completion(commit.clone());
         }
