@@ -5,8 +5,11 @@ in-process throughput at its best batch size — the ceiling the server can appr
 
 For each endpoint (/v1/embeddings on minilm-l6-v2, /v1/predict on support-triage), one input per
 request, concurrency 32: rounds alternate baseline and Benchtop (warm-up, then a timed wrk run
-each); the table gives the median over rounds of requests/s and p99 latency. Benchtop runs with
-logging on (every call recorded in its feedback log) and its bearer token checked.
+each) and the engine in-process; the table gives the median over rounds of requests/s and p99
+latency. Benchtop runs with logging on (every call recorded in its feedback log) and its bearer
+token checked. The engine's best configuration (batch size; one shared session or a replica per
+core) is found once by a sweep before the rounds; each round then measures that configuration
+again, so the served/engine ratio compares figures taken minutes, not a quarter hour, apart.
 
 Run by `./dev bench`; needs wrk (apt) and the venv's flask + gunicorn.
 """
@@ -68,18 +71,13 @@ def wait_healthy(url: str, proc: subprocess.Popen, what: str) -> None:
     sys.exit(f"{what} did not come up")
 
 
-def engine_best(example: Path) -> dict[str, tuple[str, float]]:
-    """Per model: (best configuration, texts/s) of the engine in-process on random batches of the
-    same texts: one shared multi-threaded session, or one single-threaded replica per core."""
-    best = {}
-    for _, model in ENDPOINTS:
-        line = subprocess.run([str(example), model, str(REPO / "bench/texts.txt")],
-                              check=True, capture_output=True, text=True).stdout
-        for mode, rates in json.loads(line).items():
-            for batch, rate in rates.items():
-                if rate > best.get(model, ("", 0.0))[1]:
-                    best[model] = (f"{mode}, batch {batch}", rate)
-    return best
+def engine_rates(example: Path, model: str, *config: str) -> dict[tuple[str, int], float]:
+    """Texts/s of the engine in-process on random batches of the same texts, per (mode, batch):
+    one shared multi-threaded session, or one single-threaded replica per core; all of them, or
+    the one `config` names."""
+    line = subprocess.run([str(example), model, str(REPO / "bench/texts.txt"), *config],
+                          check=True, capture_output=True, text=True).stdout
+    return {(mode, int(batch)): rate for mode, rates in json.loads(line).items() for batch, rate in rates.items()}
 
 
 def main() -> None:
@@ -105,6 +103,7 @@ def main() -> None:
         wait_healthy("http://127.0.0.1:18081", baseline, "gunicorn")
         wait_healthy("http://127.0.0.1:18082", benchtop, "benchtop serve")
         token = subprocess.run([str(args.benchtop), "token"], env=env, check=True, capture_output=True, text=True).stdout.strip()
+        best = {model: max(engine_rates(args.example, model).items(), key=lambda kv: kv[1])[0] for _, model in ENDPOINTS}
         rows = []
         for path, model in ENDPOINTS:
             scripts = {}
@@ -112,7 +111,8 @@ def main() -> None:
                 scripts[name] = tmp / f"{name}-{model}.lua"
                 scripts[name].write_text(lua_script(path, model, token_))
             urls = {"baseline": "http://127.0.0.1:18081", "benchtop": "http://127.0.0.1:18082"}
-            got = {"baseline": [], "benchtop": []}
+            got = {"baseline": [], "benchtop": [], "engine": []}
+            mode, batch = best[model]
             for _ in range(args.rounds):
                 for name in ("baseline", "benchtop"):
                     wrk(urls[name], scripts[name], 3, args.connections)  # warm-up
@@ -120,28 +120,30 @@ def main() -> None:
                     if bad:
                         sys.exit(f"{name} answered {bad} requests with an error on {path}")
                     got[name].append((rps, p99))
-            med = {n: (statistics.median(r for r, _ in v), statistics.median(p for _, p in v)) for n, v in got.items()}
-            rows.append((path, model, med["baseline"], med["benchtop"], got))
+                got["engine"].append(engine_rates(args.example, model, mode, str(batch))[(mode, batch)])
+            med = {n: (statistics.median(r for r, _ in got[n]), statistics.median(p for _, p in got[n]))
+                   for n in ("baseline", "benchtop")}
+            rows.append((path, model, med["baseline"], med["benchtop"], statistics.median(got["engine"]), got))
     finally:
         for proc in (baseline, benchtop):
             proc.send_signal(signal.SIGTERM)
         for proc in (baseline, benchtop):
             proc.wait(timeout=60)
-    best = engine_best(args.example)
     shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"\nOne input per request, concurrency {args.connections}, wrk -t2, {args.rounds} rounds x {args.seconds} s each "
           "(median); Benchtop with token check and every call logged.\n")
     print("| endpoint | model | baseline req/s | Benchtop req/s | ratio (>= 1.4) | baseline p99 ms | Benchtop p99 ms | ratio (<= 0.5) | engine best texts/s (configuration) | served / engine (>= 0.85) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for path, model, (b_rps, b_p99), (t_rps, t_p99), _ in rows:
-        config, rate = best[model]
+    for path, model, (b_rps, b_p99), (t_rps, t_p99), rate, _ in rows:
+        mode, batch = best[model]
         print(f"| {path} | {model} | {b_rps:.0f} | {t_rps:.0f} | {t_rps / b_rps:.2f} | {b_p99:.1f} | {t_p99:.1f} | "
-              f"{t_p99 / b_p99:.2f} | {rate:.0f} ({config}) | {t_rps / rate:.2f} |")
-    print("\nRounds (req/s, p99 ms):")
-    for path, _, _, _, got in rows:
+              f"{t_p99 / b_p99:.2f} | {rate:.0f} ({mode}, batch {batch}) | {t_rps / rate:.2f} |")
+    print("\nRounds (req/s, p99 ms; engine texts/s):")
+    for path, *_, got in rows:
         print(f"- {path}: baseline {[(round(r), round(p, 1)) for r, p in got['baseline']]}, "
-              f"benchtop {[(round(r), round(p, 1)) for r, p in got['benchtop']]}")
+              f"benchtop {[(round(r), round(p, 1)) for r, p in got['benchtop']]}, "
+              f"engine {[round(r) for r in got['engine']]}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 //! The engine's own throughput in-process, for `bench/serve_vs_flask.py`: the ceiling a server
 //! over it can approach.
 //!
-//! `engine_ceiling MODEL TEXTS_FILE` → one JSON line `{"shared": {"BATCH": texts_per_s, …},
-//! "replicas": {"BATCH": texts_per_s, …}}`. Batches are drawn at random from the file's lines (as
-//! concurrent requests would arrive), each configuration for a fixed wall time:
+//! `engine_ceiling MODEL TEXTS_FILE [MODE BATCH]` → one JSON line `{"shared": {"BATCH":
+//! texts_per_s, …}, "replicas": {"BATCH": texts_per_s, …}}` (only `MODE`'s `BATCH` when given).
+//! Batches are drawn at random from the file's lines (as concurrent requests would arrive), each
+//! configuration for a fixed wall time:
 //! - `shared`: one model on the runtime's shared multi-threaded pool, one batch at a time;
 //! - `replicas`: one single-threaded replica per core, each run from its own thread.
 
@@ -20,8 +21,12 @@ const RUN_FOR: Duration = Duration::from_secs(4);
 
 fn main() -> AnyResult<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [model, file] = args.as_slice() else {
-        return Err("usage: engine_ceiling MODEL TEXTS_FILE".into());
+    let (model, file, only) = match args.as_slice() {
+        [model, file] => (model, file, None),
+        [model, file, mode, batch] if ["shared", "replicas"].contains(&mode.as_str()) => {
+            (model, file, Some((mode.as_str(), batch.parse::<usize>()?)))
+        }
+        _ => return Err("usage: engine_ceiling MODEL TEXTS_FILE [shared|replicas BATCH]".into()),
     };
     let dirs = Dirs::resolve(None);
     let runtime = Runtime::locate_and_load(None, &dirs, &RuntimeOptions { spin: false, ..RuntimeOptions::default() })?;
@@ -33,11 +38,16 @@ fn main() -> AnyResult<()> {
     let shared = engine.model(model)?;
     let replicas = engine.replicas(model, cores)?;
     let mut out: BTreeMap<&str, BTreeMap<String, f64>> = BTreeMap::new();
-    for batch in [1usize, 4, 8, 16, 32] {
-        let rate = run(std::slice::from_ref(&shared), &texts, batch)?;
-        out.entry("shared").or_default().insert(batch.to_string(), rate);
-        let rate = run(&replicas, &texts, batch)?;
-        out.entry("replicas").or_default().insert(batch.to_string(), rate);
+    let batches = match only {
+        Some((_, batch)) => vec![batch],
+        None => vec![1usize, 4, 8, 16, 32],
+    };
+    for batch in batches {
+        for (mode, models) in [("shared", std::slice::from_ref(&shared)), ("replicas", replicas.as_slice())] {
+            if only.is_none_or(|(wanted, _)| wanted == mode) {
+                out.entry(mode).or_default().insert(batch.to_string(), run(models, &texts, batch)?);
+            }
+        }
     }
     println!("{}", serde_json::to_string(&out)?);
     Ok(())
