@@ -36,14 +36,17 @@ pub struct Metrics {
     log_failures: Counter,
 }
 
+/// Durations from 0.25 ms to ~8 s, doubling.
+fn seconds() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("benchtop");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests answered, by route, method and status", requests.clone());
-        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(
-            (|| Histogram::new(exponential_buckets(0.000_25, 2.0, 16))) as fn() -> Histogram,
-        );
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(seconds as fn() -> Histogram);
         registry.register(
             "http_request_duration_seconds",
             "Time to answer (to the first byte of a stream)",
@@ -53,9 +56,7 @@ impl Default for Metrics {
             (|| Histogram::new(exponential_buckets(1.0, 2.0, 11))) as fn() -> Histogram,
         );
         registry.register("batch_size_texts", "Texts per model batch", batch_size.clone());
-        let batch_duration = Family::<ModelLabels, Histogram>::new_with_constructor(
-            (|| Histogram::new(exponential_buckets(0.000_25, 2.0, 16))) as fn() -> Histogram,
-        );
+        let batch_duration = Family::<ModelLabels, Histogram>::new_with_constructor(seconds as fn() -> Histogram);
         registry.register(
             "batch_duration_seconds",
             "Time a model batch takes to run, tokenising to answers",
