@@ -115,14 +115,14 @@ fn default_models_run_batches_as_packed_rows() {
         let batches = model.encode(&texts).expect("encodes");
         assert_eq!(batches.len(), 1, "{name}: three short texts fit one row");
         let row = &batches[0];
-        assert!(row.packed);
+        assert!(row.packed());
         assert_eq!((row.batch, row.seq), (1, row.tokens.iter().sum::<usize>()), "{name}: no padding");
         let numbers: Vec<i64> = row.tokens.iter().enumerate().flat_map(|(k, &n)| vec![k as i64 + 1; n]).collect();
         assert_eq!(row.attention_mask, numbers);
         let positions: Vec<i64> = row.tokens.iter().flat_map(|&n| 0..n as i64).collect();
         assert_eq!(row.position_ids, positions);
         let alone = model.encode(&texts[..1]).expect("encodes").remove(0);
-        assert!(!alone.packed && alone.attention_mask.iter().all(|&m| m == 1));
+        assert!(!alone.packed() && alone.attention_mask.iter().all(|&m| m == 1));
     }
     // Long lists run as batches of at most max_batch (32) texts, one run each, laid out in rows
     // that end within one text of each other.
@@ -131,7 +131,7 @@ fn default_models_run_batches_as_packed_rows() {
     let batches = model("support-triage").encode(&long).expect("encodes");
     assert_eq!(batches.iter().map(|b| b.texts()).collect::<Vec<_>>(), vec![32, 8]);
     for batch in &batches {
-        assert!(batch.packed);
+        assert!(batch.packed());
         let longest = batch.tokens.iter().max().unwrap();
         let padding = batch.attention_mask.iter().filter(|&&m| m == 0).count();
         assert!(padding < batch.batch * longest, "rows {} × {} tokens, {padding} padding", batch.batch, batch.seq);
@@ -158,7 +158,7 @@ fn packed_rows_answer_as_texts_run_alone() {
     ];
     let triage = model("support-triage");
     let batches = triage.encode(&texts).expect("encodes");
-    assert!(batches.len() == 1 && batches[0].packed && batches[0].batch > 1, "one run of several packed rows");
+    assert!(batches.len() == 1 && batches[0].packed() && batches[0].batch > 1, "one run of several packed rows");
     let together = triage.classify(&texts).expect("classifies");
     for (text, got) in texts.iter().zip(&together) {
         let alone = triage.classify(&[text]).expect("classifies").remove(0);

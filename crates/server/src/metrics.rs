@@ -1,5 +1,5 @@
-//! `/metrics`: requests, latencies, queue depth, batch sizes and batch run times, in the Prometheus (OpenMetrics)
-//! text format, through the `prometheus-client` crate.
+//! `/metrics`: requests, latencies, queue depth, batch sizes and batch run times, in the
+//! Prometheus (OpenMetrics) text format, through the `prometheus-client` crate.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

@@ -115,8 +115,9 @@ pub struct ModelFolder {
     /// `benchtop.json`'s `"packed_batches": true`: the graph reads `attention_mask` values
     /// 1, 2, … n as n texts packed one after another into a row (0 is padding): each token
     /// attends only to its own text, positions restart for each text, and a graph that pools
-    /// returns one row per text. The engine then runs a batch as one unpadded row (see
-    /// `models/build.py`, `packed_attention`); with 0/1 masks such a graph answers as before.
+    /// returns one row per row and text number. The engine then runs each batch as one run of
+    /// balanced rows of several texts (see `Model::plan`, and `models/build.py`,
+    /// `packed_attention`); with 0/1 masks such a graph answers as before.
     pub packed_batches: bool,
 }
 

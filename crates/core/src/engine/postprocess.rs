@@ -66,7 +66,6 @@ mod tests {
             position_ids: vec![0; mask.len()],
             tokens: vec![0; texts],
             truncated: vec![false; texts],
-            packed: !row_starts.is_empty(),
             row_starts: row_starts.to_vec(),
         }
     }

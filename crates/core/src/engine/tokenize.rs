@@ -25,13 +25,17 @@ pub struct EncodedBatch {
     pub tokens: Vec<usize>,
     /// Whether each text was cut at the model's `max_length`.
     pub truncated: Vec<bool>,
-    pub packed: bool,
     /// Packed: the index (in `tokens`) of each row's first text; texts fill the rows in order.
-    /// Empty when not packed.
+    /// Empty when not packed (a packed batch has at least one row).
     pub row_starts: Vec<usize>,
 }
 
 impl EncodedBatch {
+    /// Whether rows hold several texts, numbered in the mask.
+    pub fn packed(&self) -> bool {
+        !self.row_starts.is_empty()
+    }
+
     /// How many texts the tensors hold.
     pub fn texts(&self) -> usize {
         self.tokens.len()
@@ -42,7 +46,7 @@ impl EncodedBatch {
         let row = index / self.seq.max(1);
         match self.attention_mask[index] {
             0 => None,
-            number if self.packed => Some(self.row_starts.get(row)? + usize::try_from(number - 1).ok()?),
+            number if self.packed() => Some(self.row_starts.get(row)? + usize::try_from(number - 1).ok()?),
             _ => Some(row),
         }
     }
@@ -50,7 +54,7 @@ impl EncodedBatch {
     /// Rows of a graph's output that pools per text (`[texts, …]`): one per text, or, packed,
     /// one per row and text number — `batch × most texts in a row`, empty slots included.
     pub fn pooled_rows(&self) -> usize {
-        if self.packed {
+        if self.packed() {
             self.batch * self.most_texts_in_a_row()
         } else {
             self.texts()
@@ -59,7 +63,7 @@ impl EncodedBatch {
 
     /// Which of [`EncodedBatch::pooled_rows`] holds text `text`'s answer.
     pub fn pooled_row(&self, text: usize) -> usize {
-        if !self.packed {
+        if !self.packed() {
             return text;
         }
         let row = self.row_starts.partition_point(|&start| start <= text).saturating_sub(1);
@@ -128,7 +132,6 @@ impl TextEncoder {
             position_ids: (0..batch).flat_map(|_| 0..seq as i64).collect(),
             tokens: Vec::with_capacity(batch),
             truncated: Vec::with_capacity(batch),
-            packed: false,
             row_starts: Vec::new(),
         };
         for (row, enc) in encodings.iter().enumerate() {
@@ -151,7 +154,8 @@ impl TextEncoder {
     /// for graphs that read such masks (`packed_batches`).
     pub(crate) fn pack(&self, rows: &[Vec<&Encoding>]) -> EncodedBatch {
         let batch = rows.len();
-        let seq = rows.iter().map(|row| row.iter().map(|e| e.len()).sum::<usize>()).max().unwrap_or(0);
+        let row_tokens = |row: &[&Encoding]| row.iter().map(|e| e.len()).sum::<usize>();
+        let seq = rows.iter().map(|row| row_tokens(row)).max().unwrap_or(0);
         let texts = rows.iter().map(Vec::len).sum();
         let mut out = EncodedBatch {
             batch,
@@ -162,7 +166,6 @@ impl TextEncoder {
             position_ids: Vec::with_capacity(batch * seq),
             tokens: Vec::with_capacity(texts),
             truncated: Vec::with_capacity(texts),
-            packed: true,
             row_starts: Vec::with_capacity(batch),
         };
         for row in rows {
@@ -175,14 +178,12 @@ impl TextEncoder {
                 out.tokens.push(enc.len());
                 out.truncated.push(!enc.get_overflowing().is_empty());
             }
-            let filled = out.input_ids.len() % seq.max(1);
-            if filled > 0 {
-                let padding = seq - filled;
-                out.input_ids.extend(std::iter::repeat_n(self.pad_id, padding));
-                out.attention_mask.extend(std::iter::repeat_n(0, padding));
-                out.type_ids.extend(std::iter::repeat_n(0, padding));
-                out.position_ids.extend(filled as i64..seq as i64);
-            }
+            let filled = row_tokens(row);
+            let padding = seq - filled;
+            out.input_ids.extend(std::iter::repeat_n(self.pad_id, padding));
+            out.attention_mask.extend(std::iter::repeat_n(0, padding));
+            out.type_ids.extend(std::iter::repeat_n(0, padding));
+            out.position_ids.extend(filled as i64..seq as i64);
         }
         out
     }

@@ -4,8 +4,9 @@
 //! job waiting (up to [`MAX_BATCH`]), runs each inside its own savepoint within one transaction —
 //! so a failing job is rolled back alone and its batch-mates still commit — commits once, and only
 //! then calls each completion. A job alone in its transaction needs no savepoint: if it fails, the
-//! transaction is rolled back instead of committed. An acknowledged write is therefore committed: a crash after it
-//! loses nothing. The queue is bounded; a full queue is back-pressure ([`StoreError::Busy`]).
+//! transaction is rolled back instead of committed. An acknowledged write is therefore
+//! committed: a crash after it loses nothing. The queue is bounded; a full queue is
+//! back-pressure ([`StoreError::Busy`]).
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
